@@ -1,0 +1,48 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: run test install install-test flags compare bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+
+$(VENV)/.installed: setup.py | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: setup.py | $(PY)
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+## The main job: train SupCon on the embedded digits data, linear-evaluate, export.
+run: install
+	$(PY) train.py
+
+## The whole test suite (offline).
+test: install-test
+	$(PY) -m pytest -q tests
+
+## Regenerate flags.md from the flag definitions.
+flags: install
+	$(PY) -m supcon.flags --markdown > flags.md
+
+## SupCon vs cross-entropy on digits, same encoder and budget, full corruption sweep.
+compare: install
+	$(PY) train.py --method=supcon --model_dir=runs/compare/supcon
+	$(PY) train.py --method=ce --model_dir=runs/compare/ce
+	$(PY) eval.py --model_dir=runs/compare/supcon
+	$(PY) eval.py --model_dir=runs/compare/ce
+	$(PY) eval.py --compare runs/compare/supcon runs/compare/ce --output_dir=runs/compare/report
+
+bench: install
+	$(PY) benchmarks/loss_bench.py
+	$(PY) benchmarks/input_bench.py
+
+clean:
+	rm -rf $(VENV) *.egg-info build dist

@@ -1,0 +1,1 @@
+"""supcon.models."""
