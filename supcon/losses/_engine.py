@@ -1,0 +1,352 @@
+"""The contrastive-loss engine shared by SupCon, SimCLR and GenSCL.
+
+Every loss of the family is, for an anchor view ``i`` and the other views ``j`` of
+the (global) batch,
+
+    loss_i = - sum_j  w_ij * log( exp(z_i . z_j / tau) / D_ij )  /  sum_j w_ij
+
+with non-negative pair weights ``w`` (binary positives for SupCon / SimCLR,
+label similarities for GenSCL) and a denominator ``D`` (Khosla et al.,
+arXiv 2004.11362, Eq. 2; the "inside" summation of Eq. 3 moves the mean inside
+the log). This module computes that for a block of anchor rows against every
+contrast column, and runs the blocks either densely or with recomputation.
+
+Why this is hand-written: neither Keras 3, keras-cv nor keras-hub ship a
+supervised contrastive loss; TF Model Garden and the official code materialize
+the full ``(VB) x (VB)`` logits, mask with large constants, and do not gather
+negatives across replicas in the loss.
+
+Numerics (all in float32 whatever the input dtype):
+  * Row maxima are taken over the entries a log-sum-exp actually sums, and are
+    detached (``stop_gradient``): they cancel mathematically, so they only
+    guard ``exp`` against overflow; taking them over the summed set also keeps
+    the largest term at ``exp(0) = 1``, so a denominator never underflows to 0
+    even at temperature 0.01.
+  * Self-contrast and dropped positives are removed *multiplicatively*, after
+    clamping the shifted logits at 0, so no ``+-1e9`` fill ever appears (such
+    fills overflow in float16 and produce ``inf * 0 = nan``).
+  * An anchor with no positive (or, for ``denominator="only_negatives"``, no
+    negative) is marked invalid and contributes exactly 0 with zero gradient.
+"""
+
+import collections
+
+import tensorflow as tf
+
+SUMMATIONS = ("outside", "inside")
+DENOMINATORS = ("all", "one_positive", "only_negatives")
+CONTRAST_MODES = ("all", "one")
+
+
+# What a pair-weight function sees for a block of anchor rows and all contrast
+# columns. Sample indices index the global batch; `anchor_local` indexes this
+# replica's batch; `gathered` holds the loss's extra per-sample tensors (labels,
+# label distributions) gathered over the global batch.
+Pairs = collections.namedtuple(
+    "Pairs",
+    ["anchor_samples", "anchor_local", "anchor_views", "contrast_samples", "contrast_views", "gathered"],
+)
+
+
+def _masked_logsumexp(values, mask):
+    """Row-wise log-sum-exp over the entries where `mask` is true.
+
+    Args:
+      values: float32 `[rows, cols]`.
+      mask: bool `[rows, cols]`.
+
+    Returns:
+      `(lse, nonempty)`: float32 `[rows]` (0 for empty rows, with zero
+      gradient) and bool `[rows]`.
+    """
+    nonempty = tf.reduce_any(mask, axis=1)
+    lowest = tf.constant(values.dtype.min, values.dtype)
+    row_max = tf.reduce_max(tf.where(mask, values, lowest), axis=1, keepdims=True)
+    row_max = tf.stop_gradient(tf.where(nonempty[:, None], row_max, 0.0))
+    # Clamping at 0 keeps excluded entries (which may exceed the row max) finite;
+    # the included ones are <= 0 already.
+    shifted = tf.minimum(values - row_max, 0.0)
+    total = tf.reduce_sum(tf.exp(shifted) * tf.cast(mask, values.dtype), axis=1)
+    safe_total = tf.where(nonempty, total, 1.0)
+    return tf.squeeze(row_max, 1) + tf.math.log(safe_total), nonempty
+
+
+def block_losses(
+    anchors,
+    contrasts,
+    pair_weights,
+    is_self,
+    *,
+    temperature,
+    summation,
+    denominator,
+    drop_mask=None,
+):
+    """Per-anchor losses for a block of anchors against all contrasts.
+
+    Args:
+      anchors: float32 `[rows, dim]`.
+      contrasts: float32 `[cols, dim]`.
+      pair_weights: float32 `[rows, cols]`, non-negative; 0 on self-contrast.
+        Binary for SupCon, label similarities for GenSCL.
+      is_self: bool `[rows, cols]`, true where the column is the anchor itself.
+      temperature: python float.
+      summation: "outside" (Eq. 2) or "inside" (Eq. 3).
+      denominator: "all", "one_positive" or "only_negatives".
+      drop_mask: optional bool `[rows, cols]`: pairs removed from both the
+        numerator and the denominator (positives beyond `positives_cap`).
+
+    Returns:
+      `(losses, valid)`: float32 `[rows]` (0 where invalid) and bool `[rows]`.
+    """
+    logits = tf.matmul(anchors, contrasts, transpose_b=True) / temperature
+    excluded = is_self if drop_mask is None else tf.logical_or(is_self, drop_mask)
+    positive = pair_weights > 0.0
+    negative = tf.logical_not(tf.logical_or(positive, excluded))
+
+    if denominator == "all":
+        log_denominator, valid = _masked_logsumexp(logits, tf.logical_not(excluded))
+        log_denominator = log_denominator[:, None]
+    else:
+        log_negatives, has_negative = _masked_logsumexp(logits, negative)
+        if denominator == "only_negatives":
+            log_denominator, valid = log_negatives[:, None], has_negative
+        else:  # "one_positive": exp(z_p) + sum over negatives, per pair.
+            paired = tf.math.maximum(logits, log_negatives[:, None])
+            log_sum = paired + tf.math.log1p(
+                tf.exp(-tf.abs(logits - log_negatives[:, None]))
+            )
+            log_denominator = tf.where(has_negative[:, None], log_sum, logits)
+            valid = tf.ones_like(has_negative)
+    log_prob = logits - log_denominator
+
+    weight_sum = tf.reduce_sum(pair_weights, axis=1)
+    valid = tf.logical_and(valid, weight_sum > 0.0)
+    safe_weight_sum = tf.where(valid, weight_sum, 1.0)
+    if summation == "outside":
+        losses = -tf.reduce_sum(pair_weights * log_prob, axis=1) / safe_weight_sum
+    else:
+        # Eq. 3: -log( sum_p w_p exp(log_prob_p) / sum_p w_p ), in log space.
+        log_weights = tf.math.log(tf.where(positive, pair_weights, 1.0))
+        lse, _ = _masked_logsumexp(log_prob + log_weights, positive)
+        losses = -(lse - tf.math.log(safe_weight_sum))
+    return tf.where(valid, losses, 0.0), valid
+
+
+def replica_gather(features, *others):
+    """Concatenates per-replica tensors over the global batch (differentiable).
+
+    In a `tf.distribute` replica context with more than one replica, returns
+    the features of every replica in replica order (gradients flow back to the
+    replica that produced them) and this replica's row offset in the result.
+    Elsewhere it is the identity with offset 0.
+
+    Args:
+      features: float `[local_batch, ...]`.
+      *others: further `[local_batch, ...]` tensors (labels), gathered alike.
+
+    Returns:
+      `(global_features, global_others, offset)`.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return features, list(others), tf.constant(0, tf.int32)
+    local_size = tf.shape(features)[:1]
+    sizes = context.all_gather(local_size, axis=0)
+    offset = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
+    gathered = context.all_gather(features, axis=0)
+    gathered_others = [
+        tf.stop_gradient(context.all_gather(other, axis=0)) for other in others
+    ]
+    return gathered, gathered_others, offset
+
+
+def num_replicas():
+    """Replicas in sync in the current replica context (1 outside tf.distribute)."""
+    context = tf.distribute.get_replica_context()
+    return 1 if context is None else context.num_replicas_in_sync
+
+
+def run_blocks(block_fn, anchors, contrasts, block_size):
+    """Runs `block_fn` over row blocks of `anchors`, densely or blockwise.
+
+    With `block_size=None` the whole anchor matrix is one block and autodiff
+    keeps every intermediate, `O(rows x cols)` memory. Otherwise blocks run in
+    a `tf.while_loop` and the backward pass recomputes each block from the
+    inputs, so peak memory is `O(block_size x cols)`; values and gradients are
+    the dense ones.
+
+    Args:
+      block_fn: `(anchor_block, contrasts, start) -> (losses, valid)` where
+        `start` is the block's first anchor row (int32 scalar).
+      anchors: float32 `[rows, dim]`.
+      contrasts: float32 `[cols, dim]`.
+      block_size: None or a positive int.
+
+    Returns:
+      `(losses, valid)`: float32 `[rows]`, bool `[rows]`.
+    """
+    if block_size is None:
+        return block_fn(anchors, contrasts, tf.constant(0, tf.int32))
+
+    rows = tf.shape(anchors)[0]
+    num_blocks = (rows + block_size - 1) // block_size
+
+    def block_bounds(index):
+        start = index * block_size
+        return start, tf.minimum(start + block_size, rows)
+
+    @tf.custom_gradient
+    def blocked(anchors, contrasts):
+        def forward_body(index, losses_array, valid_array):
+            start, stop = block_bounds(index)
+            losses, valid = block_fn(anchors[start:stop], contrasts, start)
+            return (
+                index + 1,
+                losses_array.write(index, losses),
+                valid_array.write(index, tf.cast(valid, tf.float32)),
+            )
+
+        _, losses_array, valid_array = tf.while_loop(
+            lambda index, *_: index < num_blocks,
+            forward_body,
+            (
+                tf.constant(0),
+                tf.TensorArray(tf.float32, size=num_blocks, infer_shape=False),
+                tf.TensorArray(tf.float32, size=num_blocks, infer_shape=False),
+            ),
+        )
+        # `valid` leaves as float32: custom_gradient outputs must be differentiable dtypes.
+        losses, valid = losses_array.concat(), valid_array.concat()
+
+        def grad(upstream_losses, unused_upstream_valid):
+            def backward_body(index, anchor_grads, contrast_grad):
+                start, stop = block_bounds(index)
+                anchor_block = anchors[start:stop]
+                with tf.GradientTape() as tape:
+                    tape.watch([anchor_block, contrasts])
+                    block_values, _ = block_fn(anchor_block, contrasts, start)
+                grad_anchor, grad_contrast = tape.gradient(
+                    block_values,
+                    [anchor_block, contrasts],
+                    output_gradients=upstream_losses[start:stop],
+                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                )
+                return (
+                    index + 1,
+                    anchor_grads.write(index, grad_anchor),
+                    contrast_grad + grad_contrast,
+                )
+
+            _, anchor_grads, contrast_grad = tf.while_loop(
+                lambda index, *_: index < num_blocks,
+                backward_body,
+                (
+                    tf.constant(0),
+                    tf.TensorArray(tf.float32, size=num_blocks, infer_shape=False),
+                    tf.zeros_like(contrasts),
+                ),
+            )
+            return anchor_grads.concat(), contrast_grad
+
+        return (losses, valid), grad
+
+    losses, valid = blocked(anchors, contrasts)
+    return losses, valid > 0.5
+
+
+def contrastive_per_sample(
+    features,
+    pair_weights_fn,
+    *,
+    temperature,
+    base_temperature,
+    contrast_mode,
+    summation,
+    denominator,
+    positives_cap,
+    block_size,
+    replica_tensors=(),
+):
+    """Lays out anchors and contrasts over the global batch and averages per sample.
+
+    Anchors are this replica's views (all of them, or view 0 with
+    `contrast_mode="one"`); contrasts are every view of every sample of the
+    global batch, view-major (view 0 of all samples, then view 1, ...), which
+    is also the order `positives_cap` keeps positives in.
+
+    Args:
+      features: float32 `[local_batch, views, dim]`.
+      pair_weights_fn: `(pairs: Pairs) -> float32 [rows, cols]`, the
+        non-negative weight of each (anchor, contrast) pair.
+      temperature, base_temperature, contrast_mode, summation, denominator,
+        positives_cap, block_size: see `supcon.losses.supcon_loss`.
+      replica_tensors: `[local_batch, ...]` tensors (labels) that must be
+        gathered alongside the features.
+
+    Returns:
+      `(per_sample, valid)`: float32 `[local_batch]` (mean over anchor views,
+      invalid anchors counting 0) and bool `[local_batch]` (the sample has at
+      least one valid anchor view).
+    """
+    local_batch = tf.shape(features)[0]
+    views = tf.shape(features)[1]
+    global_features, gathered, offset = replica_gather(features, *replica_tensors)
+    global_batch = tf.shape(global_features)[0]
+    dim = tf.shape(features)[2]
+
+    contrasts = tf.reshape(tf.transpose(global_features, [1, 0, 2]), [-1, dim])
+    contrast_samples = tf.tile(tf.range(global_batch), [views])
+    contrast_views = tf.repeat(tf.range(views), global_batch)
+
+    anchor_views_count = views if contrast_mode == "all" else 1
+    anchor_features = features[:, :anchor_views_count] if contrast_mode == "one" else features
+    anchors = tf.reshape(tf.transpose(anchor_features, [1, 0, 2]), [-1, dim])
+    anchor_samples = offset + tf.tile(tf.range(local_batch), [anchor_views_count])
+    anchor_views = tf.repeat(tf.range(anchor_views_count), local_batch)
+
+    def block_fn(anchor_block, contrasts, start):
+        rows = tf.shape(anchor_block)[0]
+        block_samples = anchor_samples[start : start + rows]
+        block_views = anchor_views[start : start + rows]
+        same_sample = tf.equal(block_samples[:, None], contrast_samples[None, :])
+        is_self = tf.logical_and(
+            same_sample, tf.equal(block_views[:, None], contrast_views[None, :])
+        )
+        weights = pair_weights_fn(
+            Pairs(
+                anchor_samples=block_samples,
+                anchor_local=block_samples - offset,
+                anchor_views=block_views,
+                contrast_samples=contrast_samples,
+                contrast_views=contrast_views,
+                gathered=gathered,
+            )
+        )
+        weights = weights * tf.cast(tf.logical_not(is_self), tf.float32)
+        drop_mask = None
+        if positives_cap is not None:
+            # Keep the first `positives_cap` positives (contrast order) that are
+            # not views of the anchor's own sample; those are always kept.
+            others = tf.logical_and(weights > 0.0, tf.logical_not(same_sample))
+            rank = tf.cumsum(tf.cast(others, tf.int32), axis=1)
+            drop_mask = tf.logical_and(others, rank > positives_cap)
+            weights = weights * tf.cast(tf.logical_not(drop_mask), tf.float32)
+        return block_losses(
+            anchor_block,
+            contrasts,
+            weights,
+            is_self,
+            temperature=temperature,
+            summation=summation,
+            denominator=denominator,
+            drop_mask=drop_mask,
+        )
+
+    losses, valid = run_blocks(block_fn, anchors, contrasts, block_size)
+    losses = tf.reshape(losses, [anchor_views_count, local_batch])
+    valid = tf.reduce_any(tf.reshape(valid, [anchor_views_count, local_batch]), axis=0)
+    per_sample = tf.reduce_mean(losses, axis=0)
+    if base_temperature is not None:
+        per_sample = per_sample * (temperature / base_temperature)
+    return per_sample, valid

@@ -1,0 +1,196 @@
+"""Generalized supervised contrastive loss (GenSCL) over label distributions.
+
+Implements Kim et al., "Generalized Supervised Contrastive Learning",
+arXiv 2206.00384 (Eq. 4-5): the target distribution of anchor `i` over the
+other views `j` of the batch is their label similarity,
+
+    y_ij = sim(l_i, l_j) / sum_{k != i} sim(l_i, l_k),   sim = cosine of label vectors,
+
+and the loss is the cross-entropy between that target and the softmax of the
+latent similarities,
+
+    L_i = - sum_{j != i}  y_ij * log( exp(z_i.z_j / tau) / sum_{a != i} exp(z_i.z_a / tau) ).
+
+Label vectors are soft labels (MixUp / CutMix applied per view) or a teacher's
+probabilities (knowledge distillation). With one-hot labels `y_ij = 1/|P(i)|`
+on the positives and GenSCL is exactly SupCon's L_out (Khosla et al. Eq. 2); it
+shares SupCon's engine, so that identity holds to the bit.
+"""
+
+import keras
+import tensorflow as tf
+
+from supcon.losses import _checks
+from supcon.losses import _engine
+from supcon.losses import supcon as supcon_lib
+
+
+def _distributions_per_view(label_distributions, features):
+    """Returns L2-normalized float32 `[batch, views, classes]` label vectors."""
+    distributions = tf.convert_to_tensor(label_distributions)
+    if not distributions.dtype.is_floating:
+        distributions = tf.cast(distributions, tf.float32)
+    distributions = tf.cast(distributions, tf.float32)
+    rank = distributions.shape.rank
+    if rank == 2:
+        distributions = tf.repeat(distributions[:, None], tf.shape(features)[1], axis=1)
+    elif rank == 3:
+        views, received = features.shape[1], distributions.shape[1]
+        if views is not None and received is not None and views != received:
+            raise ValueError(
+                "`label_distributions` of rank 3 must have one distribution per view "
+                f"([batch, {views}, classes]). Received: "
+                f"label_distributions.shape={distributions.shape}"
+            )
+    else:
+        raise ValueError(
+            "`label_distributions` must be [batch, classes] or "
+            "[batch, views, classes]. "
+            f"Received: label_distributions.shape={distributions.shape}"
+        )
+    distributions = _checks.check_same_batch("label_distributions", distributions, features)
+    # Cosine similarity = dot product of unit vectors; an all-zero row stays 0.
+    return tf.math.l2_normalize(distributions, axis=-1)
+
+
+def genscl_per_sample(
+    features,
+    label_distributions,
+    *,
+    temperature=supcon_lib.PAPER_TEMPERATURE,
+    base_temperature=None,
+    contrast_mode="all",
+    block_size=None,
+):
+    """`genscl_loss` plus a bool `[batch]` saying which samples had a target."""
+    _checks.check_options(
+        temperature=temperature,
+        base_temperature=base_temperature,
+        contrast_mode=contrast_mode,
+        block_size=block_size,
+    )
+    features = _checks.features_to_float32(features)
+    unit_labels = _distributions_per_view(label_distributions, features)
+
+    def pair_weights(pairs):
+        (global_labels,) = pairs.gathered
+        anchor_vectors = tf.gather_nd(
+            global_labels, tf.stack([pairs.anchor_samples, pairs.anchor_views], axis=1)
+        )
+        contrast_vectors = tf.gather_nd(
+            global_labels, tf.stack([pairs.contrast_samples, pairs.contrast_views], axis=1)
+        )
+        similarity = tf.matmul(anchor_vectors, contrast_vectors, transpose_b=True)
+        return tf.maximum(similarity, 0.0)
+
+    return _engine.contrastive_per_sample(
+        features,
+        pair_weights,
+        temperature=temperature,
+        base_temperature=base_temperature,
+        contrast_mode=contrast_mode,
+        summation="outside",
+        denominator="all",
+        positives_cap=None,
+        block_size=block_size,
+        replica_tensors=(unit_labels,),
+    )
+
+
+def genscl_loss(
+    features,
+    label_distributions,
+    *,
+    temperature=supcon_lib.PAPER_TEMPERATURE,
+    base_temperature=None,
+    contrast_mode="all",
+    block_size=None,
+):
+    """GenSCL loss per sample (Kim et al. 2022, arXiv 2206.00384).
+
+    Args:
+      features: float `[batch, views, dim]` L2-normalized projections (not
+        normalized here), any float dtype; computed in float32.
+      label_distributions: non-negative `[batch, classes]` (shared by the
+        views) or `[batch, views, classes]` (one per view, e.g. MixUp/CutMix
+        applied to each view). Only their direction matters (cosine).
+      temperature: tau, default 0.1.
+      base_temperature: optional `temperature / base_temperature` scaling, as
+        in `supcon_loss`; None = the paper's equation.
+      contrast_mode: "all" or "one", as in `supcon_loss`.
+      block_size: row-block size for the memory-saving path, as in `supcon_loss`.
+
+    Returns:
+      float32 `[batch]`, averaged over each sample's anchor views; 0 for a
+      sample whose label vector is orthogonal to every other one.
+
+    Example:
+
+    >>> z = tf.math.l2_normalize(tf.random.stateless_normal([3, 2, 8], seed=[1, 2]), -1)
+    >>> genscl_loss(z, [[1.0, 0.0], [0.7, 0.3], [0.0, 1.0]]).shape
+    TensorShape([3])
+    """
+    per_sample, _ = genscl_per_sample(
+        features,
+        label_distributions,
+        temperature=temperature,
+        base_temperature=base_temperature,
+        contrast_mode=contrast_mode,
+        block_size=block_size,
+    )
+    return per_sample
+
+
+@keras.saving.register_keras_serializable(package="supcon")
+class GenSCLLoss(supcon_lib._ContrastiveLoss):  # pylint: disable=protected-access
+    """Keras form of `genscl_loss`: `y_true` = label distributions, `y_pred` = features.
+
+    With the default reduction the value is the mean over samples that have a
+    target (see `SupConLoss`); negatives are gathered across replicas.
+
+    Args: as `genscl_loss`, plus `name`, `reduction`, `dtype`.
+    """
+
+    def __init__(
+        self,
+        temperature=supcon_lib.PAPER_TEMPERATURE,
+        base_temperature=None,
+        contrast_mode="all",
+        block_size=None,
+        name="genscl_loss",
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
+        _checks.check_options(
+            temperature=temperature,
+            base_temperature=base_temperature,
+            contrast_mode=contrast_mode,
+            block_size=block_size,
+        )
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.temperature = temperature
+        self.base_temperature = base_temperature
+        self.contrast_mode = contrast_mode
+        self.block_size = block_size
+
+    def _per_sample_and_valid(self, y_true, y_pred):
+        return genscl_per_sample(
+            y_pred,
+            y_true,
+            temperature=self.temperature,
+            base_temperature=self.base_temperature,
+            contrast_mode=self.contrast_mode,
+            block_size=self.block_size,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "temperature": self.temperature,
+                "base_temperature": self.base_temperature,
+                "contrast_mode": self.contrast_mode,
+                "block_size": self.block_size,
+            }
+        )
+        return config

@@ -1,0 +1,409 @@
+"""The supervised contrastive loss (SupCon) and its self-supervised case (SimCLR).
+
+Implements Khosla et al., "Supervised Contrastive Learning", arXiv 2004.11362:
+
+    L_out = sum_i  -1/|P(i)|  sum_{p in P(i)}  log( exp(z_i.z_p / tau) / sum_{a in A(i)} exp(z_i.z_a / tau) )   (Eq. 2)
+    L_in  = sum_i  -log( 1/|P(i)|  sum_{p in P(i)}  exp(z_i.z_p / tau) / sum_{a in A(i)} exp(z_i.z_a / tau) )  (Eq. 3)
+
+where `i` runs over every view of every sample (the "multiviewed batch"),
+`A(i)` over every other view in the batch and `P(i)` over the other views that
+share `i`'s label. Without labels, `P(i)` is the other views of `i`'s own
+sample: the NT-Xent loss of SimCLR (Chen et al., arXiv 2002.05709, Eq. 1).
+
+Under `tf.distribute` with several replicas every anchor contrasts against the
+whole global batch (features and labels are gathered, gradients flow back to
+the replica that produced them), as the paper's TPU training does.
+"""
+
+import keras
+import tensorflow as tf
+
+from supcon.losses import _checks
+from supcon.losses import _engine
+
+# Khosla et al. §4: tau = 0.1 for SupCon; SimCLR's baseline uses tau = 0.5.
+PAPER_TEMPERATURE = 0.1
+SIMCLR_TEMPERATURE = 0.5
+
+
+def _labels_to_ids(labels, features):
+    """Class ids `[batch]` int32 from ids `[batch]`/`[batch, 1]` or one-hot `[batch, classes]`."""
+    labels = tf.convert_to_tensor(labels)
+    rank = labels.shape.rank
+    if rank == 2 and labels.shape[-1] == 1:
+        labels = tf.squeeze(labels, -1)
+    elif rank == 2:
+        labels = tf.argmax(labels, axis=-1, output_type=tf.int32)
+    elif rank != 1:
+        raise ValueError(
+            "`labels` must be class ids [batch] or one-hot [batch, classes] "
+            "(use `genscl_loss` for soft label distributions). "
+            f"Received: labels.shape={labels.shape}"
+        )
+    labels = tf.cast(labels, tf.int32)
+    return _checks.check_same_batch("labels", labels, features)
+
+
+def _check_mask(mask, features):
+    mask = tf.convert_to_tensor(mask)
+    if mask.shape.rank != 2:
+        raise ValueError(
+            "`mask` must be a [batch, batch] positive mask (mask[i, j] = 1 when "
+            "sample j is a positive of sample i; under tf.distribute "
+            "[local_batch, global_batch]). "
+            f"Received: mask.shape={mask.shape}"
+        )
+    return tf.cast(_checks.check_same_batch("mask", mask, features), tf.float32)
+
+
+def supcon_per_sample(
+    features,
+    labels=None,
+    *,
+    temperature=PAPER_TEMPERATURE,
+    base_temperature=None,
+    contrast_mode="all",
+    summation="outside",
+    denominator="all",
+    positives_cap=None,
+    mask=None,
+    block_size=None,
+):
+    """`supcon_loss` plus a bool `[batch]` saying which samples had a positive."""
+    _checks.check_options(
+        temperature=temperature,
+        base_temperature=base_temperature,
+        contrast_mode=contrast_mode,
+        summation=summation,
+        denominator=denominator,
+        positives_cap=positives_cap,
+        block_size=block_size,
+    )
+    features = _checks.features_to_float32(features)
+    if labels is not None and mask is not None:
+        raise ValueError(
+            "Pass either `labels` or `mask`, not both. "
+            f"Received: labels.shape={tf.convert_to_tensor(labels).shape}, "
+            f"mask.shape={tf.convert_to_tensor(mask).shape}"
+        )
+
+    replica_tensors = ()
+    if mask is not None:
+        mask = _check_mask(mask, features)
+
+        def pair_weights(pairs):
+            rows = tf.gather(mask, pairs.anchor_local)
+            return tf.gather(rows, pairs.contrast_samples, axis=1)
+
+    elif labels is not None:
+        replica_tensors = (_labels_to_ids(labels, features),)
+
+        def pair_weights(pairs):
+            (global_labels,) = pairs.gathered
+            anchor_labels = tf.gather(global_labels, pairs.anchor_samples)
+            contrast_labels = tf.gather(global_labels, pairs.contrast_samples)
+            return tf.cast(
+                tf.equal(anchor_labels[:, None], contrast_labels[None, :]), tf.float32
+            )
+
+    else:
+
+        def pair_weights(pairs):
+            same_sample = tf.equal(
+                pairs.anchor_samples[:, None], pairs.contrast_samples[None, :]
+            )
+            return tf.cast(same_sample, tf.float32)
+
+    return _engine.contrastive_per_sample(
+        features,
+        pair_weights,
+        temperature=temperature,
+        base_temperature=base_temperature,
+        contrast_mode=contrast_mode,
+        summation=summation,
+        denominator=denominator,
+        positives_cap=positives_cap,
+        block_size=block_size,
+        replica_tensors=replica_tensors,
+    )
+
+
+def supcon_loss(
+    features,
+    labels=None,
+    *,
+    temperature=PAPER_TEMPERATURE,
+    base_temperature=None,
+    contrast_mode="all",
+    summation="outside",
+    denominator="all",
+    positives_cap=None,
+    mask=None,
+    block_size=None,
+):
+    """Supervised contrastive loss per sample (Khosla et al. 2020, Eq. 2 / Eq. 3).
+
+    Args:
+      features: float `[batch, views, dim]` projections, **already
+        L2-normalized** (this function does not normalize). Ranks above 3 are
+        flattened after the view axis; any number of views >= 1. float16 and
+        bfloat16 are accepted; the loss is computed in float32.
+      labels: int class ids `[batch]` (or `[batch, 1]`) or one-hot
+        `[batch, classes]`. None gives the self-supervised SimCLR / NT-Xent
+        loss: the positives are the other views of the same sample.
+      temperature: tau in Eq. 2, default 0.1 (the paper's).
+      base_temperature: if set, the loss is multiplied by
+        `temperature / base_temperature`. None (default) means no scaling: the
+        value is exactly the paper's equation. The PyTorch port (and the
+        official code) scale by `tau / 0.07`; pass `base_temperature=0.07` to
+        reproduce their numbers.
+      contrast_mode: "all" (every view is an anchor) or "one" (only view 0 is
+        an anchor; every view is still contrasted).
+      summation: "outside" (L_out, Eq. 2, the default and the paper's choice)
+        or "inside" (L_in, Eq. 3).
+      denominator: "all" (every view of the batch except the anchor itself),
+        "one_positive" (for each positive p: p plus the negatives) or
+        "only_negatives" (the negatives only; anchors without a negative count
+        as having no positive).
+      positives_cap: keep at most this many positives per anchor besides the
+        anchor's own other views (which are always kept): the first ones in
+        contrast order, which is view-major over the global batch (view 0 of
+        every sample, then view 1, ...). Dropped positives appear neither in
+        the numerator nor in the denominator.
+      mask: float/bool `[batch, batch]` explicit positive mask
+        (`mask[i, j] = 1` if sample j is a positive of sample i; the diagonal
+        decides whether other views of the same sample are positives). Under
+        a multi-replica strategy it is `[local_batch, global_batch]`. Exclusive
+        with `labels`.
+      block_size: None (dense) or the number of anchor rows processed at once;
+        blocks are recomputed in the backward pass so peak memory grows with
+        `block_size x views*batch` instead of `(views*batch)^2`. Same values
+        and gradients as the dense path.
+
+    Returns:
+      float32 `[batch]`: each sample's loss averaged over its anchor views. A
+      sample whose anchors have no positive (possible with one view) gets 0.
+
+    Under a `tf.distribute` strategy with several replicas, call it in the
+    replica context with the local batch: anchors contrast against the global
+    batch and the result covers the local samples.
+
+    Example:
+
+    >>> import numpy as np
+    >>> z = tf.math.l2_normalize(tf.random.stateless_normal([4, 2, 8], seed=[1, 2]), -1)
+    >>> supcon_loss(z, labels=[0, 0, 1, 1]).shape
+    TensorShape([4])
+    """
+    per_sample, _ = supcon_per_sample(
+        features,
+        labels,
+        temperature=temperature,
+        base_temperature=base_temperature,
+        contrast_mode=contrast_mode,
+        summation=summation,
+        denominator=denominator,
+        positives_cap=positives_cap,
+        mask=mask,
+        block_size=block_size,
+    )
+    return per_sample
+
+
+def mean_over_valid_scale(valid):
+    """Factor turning a Keras `sum_over_batch_size` mean into a mean over valid samples.
+
+    Keras divides the summed per-sample losses by the local batch size and,
+    under tf.distribute, by the number of replicas. Multiplying the per-sample
+    losses by `local_batch * replicas / global_valid_count` makes the final
+    value the sum over valid samples divided by their global count (0 when no
+    sample has a positive).
+
+    Args:
+      valid: bool `[local_batch]`.
+
+    Returns:
+      float32 scalar (not differentiated).
+    """
+    replicas = _engine.num_replicas()
+    valid_count = tf.reduce_sum(tf.cast(valid, tf.float32))
+    if replicas > 1:
+        valid_count = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, valid_count
+        )
+    local_batch = tf.cast(tf.shape(valid)[0], tf.float32)
+    return tf.stop_gradient(local_batch * replicas / tf.maximum(valid_count, 1.0))
+
+
+class _ContrastiveLoss(keras.losses.Loss):
+    """Base of the Keras wrappers: mean over samples that have a positive."""
+
+    def _per_sample_and_valid(self, y_true, y_pred):
+        raise NotImplementedError
+
+    def call(self, y_true, y_pred):
+        per_sample, valid = self._per_sample_and_valid(y_true, y_pred)
+        if self.reduction in ("sum_over_batch_size", "mean"):
+            per_sample = per_sample * mean_over_valid_scale(valid)
+        return per_sample
+
+
+@keras.saving.register_keras_serializable(package="supcon")
+class SupConLoss(_ContrastiveLoss):
+    """Keras form of `supcon_loss`: `y_true` = labels, `y_pred` = features.
+
+    `y_pred` is `[batch, views, dim]` L2-normalized projections; `y_true` is
+    class ids `[batch]` or one-hot labels. With the default reduction the
+    value is the mean over samples that have at least one positive (0, with
+    zero gradients, if none has); with `reduction=None` it returns
+    `supcon_loss`'s per-sample values. Under tf.distribute, negatives are
+    gathered from every replica.
+
+    Args: as `supcon_loss` (except `mask`), plus `name`, `reduction`, `dtype`.
+
+    Example:
+
+    >>> loss = SupConLoss(temperature=0.1)
+    >>> z = tf.math.l2_normalize(tf.random.stateless_normal([4, 2, 8], seed=[1, 2]), -1)
+    >>> float(loss([0, 0, 1, 1], z)) > 0
+    True
+    """
+
+    def __init__(
+        self,
+        temperature=PAPER_TEMPERATURE,
+        base_temperature=None,
+        contrast_mode="all",
+        summation="outside",
+        denominator="all",
+        positives_cap=None,
+        block_size=None,
+        name="supcon_loss",
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
+        _checks.check_options(
+            temperature=temperature,
+            base_temperature=base_temperature,
+            contrast_mode=contrast_mode,
+            summation=summation,
+            denominator=denominator,
+            positives_cap=positives_cap,
+            block_size=block_size,
+        )
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.temperature = temperature
+        self.base_temperature = base_temperature
+        self.contrast_mode = contrast_mode
+        self.summation = summation
+        self.denominator = denominator
+        self.positives_cap = positives_cap
+        self.block_size = block_size
+
+    def _labels(self, y_true):
+        return y_true
+
+    def _per_sample_and_valid(self, y_true, y_pred):
+        return supcon_per_sample(
+            y_pred,
+            self._labels(y_true),
+            temperature=self.temperature,
+            base_temperature=self.base_temperature,
+            contrast_mode=self.contrast_mode,
+            summation=self.summation,
+            denominator=self.denominator,
+            positives_cap=self.positives_cap,
+            block_size=self.block_size,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "temperature": self.temperature,
+                "base_temperature": self.base_temperature,
+                "contrast_mode": self.contrast_mode,
+                "summation": self.summation,
+                "denominator": self.denominator,
+                "positives_cap": self.positives_cap,
+                "block_size": self.block_size,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="supcon")
+class SimCLRLoss(SupConLoss):
+    """NT-Xent (SimCLR, Chen et al. 2020): `SupConLoss` that ignores `y_true`.
+
+    The positives of an anchor are the other views of its own sample. Default
+    temperature 0.5, the SimCLR baseline's in Khosla et al. (§4).
+    """
+
+    def __init__(self, temperature=SIMCLR_TEMPERATURE, name="simclr_loss", **kwargs):
+        super().__init__(temperature=temperature, name=name, **kwargs)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if y_true is None:  # Keras converts y_true to a tensor; labels are unused.
+            y_true = tf.zeros(tf.shape(y_pred)[:1])
+        return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+
+    def _labels(self, y_true):
+        del y_true
+        return None
+
+
+@keras.saving.register_keras_serializable(package="supcon")
+class SupConLossLayer(keras.layers.Layer):
+    """Adds the SupCon loss of `[features, labels]` with `add_loss`; returns the features.
+
+    Lets a functional model carry its own loss, so it compiles with no `loss=`:
+
+        features = SupConLossLayer(temperature=0.1)([projections, labels])
+
+    The added value is `SupConLoss`'s: the mean over samples with a positive,
+    already divided by the number of replicas under tf.distribute (Keras adds
+    `add_loss` terms to the total as they are, so this keeps the summed
+    gradients equal to the global-batch gradient). `labels` are class ids or
+    one-hot labels; for SimCLR compile with `SimCLRLoss` instead.
+
+    Args: as `SupConLoss`.
+    """
+
+    def __init__(
+        self,
+        temperature=PAPER_TEMPERATURE,
+        base_temperature=None,
+        contrast_mode="all",
+        summation="outside",
+        denominator="all",
+        positives_cap=None,
+        block_size=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.loss = SupConLoss(
+            temperature=temperature,
+            base_temperature=base_temperature,
+            contrast_mode=contrast_mode,
+            summation=summation,
+            denominator=denominator,
+            positives_cap=positives_cap,
+            block_size=block_size,
+        )
+
+    def call(self, inputs):
+        features, labels = inputs
+        self.add_loss(self.loss(labels, features))
+        return features
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        config = super().get_config()
+        loss_config = self.loss.get_config()
+        for key in ("name", "reduction", "dtype"):
+            loss_config.pop(key, None)
+        config.update(loss_config)
+        return config
