@@ -22,3 +22,22 @@ except RuntimeError:  # Already initialized (e.g. by a plugin); tests needing 2 
     pass
 
 LOGICAL_CPUS = [d.name for d in tf.config.list_logical_devices("CPU")]
+
+import pytest  # noqa: E402
+
+_TWO_REPLICA_STRATEGY = []
+
+
+@pytest.fixture(scope="session")
+def two_replica_strategy():
+    """One MirroredStrategy over the 2 logical CPUs, shared by the whole session.
+
+    Creating several MirroredStrategy objects in one process made collective
+    ops of a later strategy abort ("Collective instance N expected type ...")
+    in TF 2.21, so tests share this one.
+    """
+    if len(LOGICAL_CPUS) < 2:
+        pytest.skip("needs 2 logical CPU devices")
+    if not _TWO_REPLICA_STRATEGY:
+        _TWO_REPLICA_STRATEGY.append(tf.distribute.MirroredStrategy(LOGICAL_CPUS[:2]))
+    return _TWO_REPLICA_STRATEGY[0]

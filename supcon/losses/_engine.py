@@ -151,8 +151,10 @@ def replica_gather(features, *others):
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return features, list(others), tf.constant(0, tf.int32)
-    local_size = tf.shape(features)[:1]
-    sizes = context.all_gather(local_size, axis=0)
+    # ReplicaContext.all_gather is differentiable: its gradient sums the
+    # upstream gradients over replicas and keeps this replica's rows, so every
+    # replica's anchors train every replica's features.
+    sizes = context.all_gather(tf.shape(features)[:1], axis=0)
     offset = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
     gathered = context.all_gather(features, axis=0)
     gathered_others = [

@@ -1,0 +1,350 @@
+"""Tests of `supcon.losses.supcon_loss` and its Keras forms against the NumPy reference."""
+
+import doctest
+import itertools
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import supcon.losses as losses
+from supcon.losses import supcon as supcon_module
+from tests.losses import reference
+
+
+def _unit(shape, seed):
+    x = np.random.default_rng(seed).normal(size=shape)
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+LABEL_PATTERNS = {
+    "distinct": [0, 1, 2, 3, 4],
+    "all_equal": [7, 7, 7, 7, 7],
+    "singletons_and_pairs": [0, 1, 1, 2, 3],
+    "random": [2, 0, 2, 1, 0],
+    "self_supervised": None,
+}
+
+
+@pytest.mark.parametrize("views", [1, 2, 3])
+@pytest.mark.parametrize("pattern", sorted(LABEL_PATTERNS))
+def test_matches_reference_for_every_option(views, pattern):
+    labels = LABEL_PATTERNS[pattern]
+    features = _unit((5, views, 6), seed=views * 10 + len(pattern))
+    for summation, denominator, cap, mode in itertools.product(
+        ["outside", "inside"], ["all", "one_positive", "only_negatives"], [None, 0, 1, 2], ["all", "one"]
+    ):
+        options = dict(
+            temperature=0.3,
+            summation=summation,
+            denominator=denominator,
+            positives_cap=cap,
+            contrast_mode=mode,
+        )
+        expected = reference.supcon(features, labels, **options)
+        got = losses.supcon_loss(features, labels, **options).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=str(options))
+
+
+def test_one_hot_labels_equal_class_ids():
+    features = _unit((6, 2, 4), seed=1)
+    ids = np.array([0, 2, 1, 2, 0, 1])
+    np.testing.assert_allclose(
+        losses.supcon_loss(features, ids).numpy(),
+        losses.supcon_loss(features, np.eye(3)[ids]).numpy(),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        losses.supcon_loss(features, ids[:, None]).numpy(),
+        losses.supcon_loss(features, ids).numpy(),
+        rtol=1e-6,
+    )
+
+
+def test_explicit_mask_matches_reference_and_labels():
+    features = _unit((4, 2, 5), seed=2)
+    labels = [0, 1, 0, 1]
+    mask = (np.array(labels)[:, None] == np.array(labels)[None, :]).astype(np.float32)
+    np.testing.assert_allclose(
+        losses.supcon_loss(features, mask=mask).numpy(),
+        losses.supcon_loss(features, labels).numpy(),
+        rtol=1e-6,
+    )
+    # A mask with a zero diagonal makes a sample's other views negatives.
+    odd_mask = np.array([[0, 1, 0, 0], [1, 0, 0, 1], [0, 0, 0, 1], [1, 0, 1, 0]], np.float32)
+    np.testing.assert_allclose(
+        losses.supcon_loss(features, mask=odd_mask, temperature=0.5).numpy(),
+        reference.supcon(features, mask=odd_mask, temperature=0.5),
+        rtol=1e-5,
+    )
+
+
+def test_base_temperature_scales_by_ratio():
+    features = _unit((4, 2, 3), seed=3)
+    plain = losses.supcon_loss(features, [0, 0, 1, 1], temperature=0.1)
+    scaled = losses.supcon_loss(features, [0, 0, 1, 1], temperature=0.1, base_temperature=0.07)
+    np.testing.assert_allclose(scaled.numpy(), plain.numpy() * 0.1 / 0.07, rtol=1e-6)
+
+
+# ---- Closed-form cases derived by hand. ----
+
+
+def test_identical_features_give_log_of_other_views():
+    # 2 samples x 2 views, one class, every z equal: every logit is 1/tau, each
+    # anchor has 3 others, all positives: L_out = -log(1/3) = log 3 (any tau).
+    features = np.ones((2, 2, 4), np.float32) / 2.0
+    for temperature in (0.07, 1.0):
+        got = losses.supcon_loss(features, [5, 5], temperature=temperature).numpy()
+        np.testing.assert_allclose(got, [math.log(3)] * 2, rtol=1e-6)
+
+
+def test_orthogonal_samples_simclr_closed_form():
+    # Sample 0's views are e1, sample 1's are e2. Anchor (0, 0): positive (0, 1)
+    # with logit 1/tau, negatives (1, *) with logit 0:
+    # loss = -log(e^{1/t} / (e^{1/t} + 2)) = log(1 + 2 e^{-1/t}).
+    e1, e2 = np.eye(2, dtype=np.float32)
+    features = np.stack([[e1, e1], [e2, e2]])
+    t = 0.5
+    expected = math.log(1 + 2 * math.exp(-1 / t))
+    np.testing.assert_allclose(losses.supcon_loss(features, temperature=t).numpy(), [expected] * 2, rtol=1e-6)
+    # "only_negatives": -log(e^{1/t} / 2) = log 2 - 1/t.
+    np.testing.assert_allclose(
+        losses.supcon_loss(features, temperature=t, denominator="only_negatives").numpy(),
+        [math.log(2) - 1 / t] * 2,
+        rtol=1e-6,
+    )
+
+
+def test_inside_vs_outside_closed_form():
+    # One anchor-view of sample 0 with two positives at logits a, b and one
+    # negative at 0 (batch of 3, one view, labels [0, 0, 0] except sample 2).
+    # Take z0 = e1, z1 = e1 (logit 1/t), z2 = e2 (negative, logit 0), z3 = -e1 positive (logit -1/t).
+    e1, e2 = np.eye(2, dtype=np.float32)
+    features = np.stack([[e1], [e1], [e2], [-e1]])
+    labels = [0, 0, 1, 0]
+    t = 1.0
+    denom = math.exp(1) + math.exp(0) + math.exp(-1)
+    outside = -0.5 * ((1 - math.log(denom)) + (-1 - math.log(denom)))
+    inside = -math.log(0.5 * (math.exp(1) + math.exp(-1)) / denom)
+    got_out = losses.supcon_loss(features, labels, temperature=t).numpy()[0]
+    got_in = losses.supcon_loss(features, labels, temperature=t, summation="inside").numpy()[0]
+    np.testing.assert_allclose([got_out, got_in], [outside, inside], rtol=1e-6)
+    assert got_in <= got_out  # Jensen: L_in <= L_out (paper §3.2.2).
+
+
+# ---- Numerics. ----
+
+
+def test_gradient_matches_finite_differences_of_reference():
+    features = _unit((3, 2, 3), seed=4).astype(np.float64)
+    labels = [0, 1, 0]
+    options = dict(temperature=0.5, summation="inside", denominator="one_positive")
+    x = tf.Variable(features.astype(np.float32))
+    with tf.GradientTape() as tape:
+        value = tf.reduce_mean(losses.supcon_loss(x, labels, **options))
+    grad = tape.gradient(value, x).numpy()
+    numeric = np.zeros_like(features)
+    eps = 1e-5
+    for index in np.ndindex(features.shape):
+        plus, minus = features.copy(), features.copy()
+        plus[index] += eps
+        minus[index] -= eps
+        numeric[index] = (
+            reference.supcon(plus, labels, **options).mean() - reference.supcon(minus, labels, **options).mean()
+        ) / (2 * eps)
+    np.testing.assert_allclose(grad, numeric, atol=2e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("temperature", [0.01, 0.05])
+@pytest.mark.parametrize("denominator", ["all", "one_positive", "only_negatives"])
+@pytest.mark.parametrize("summation", ["outside", "inside"])
+def test_no_nan_or_inf_at_low_temperature_and_zero_vectors(temperature, denominator, summation):
+    features = _unit((6, 2, 4), seed=5)
+    features[1] = 0.0  # zero vectors
+    features[2, 1] = -features[2, 0]  # antipodal positive: logit -1/tau
+    cases = [
+        (features, [0, 1, 0, 2, 1, 3]),
+        (features[:, :1], [0, 1, 2, 3, 4, 5]),  # one view, singletons: no positives at all
+        (features[:, :1], [0, 0, 1, 1, 2, 3]),
+    ]
+    for feats, labels in cases:
+        x = tf.Variable(feats)
+        with tf.GradientTape() as tape:
+            per_sample = losses.supcon_loss(
+                x, labels, temperature=temperature, denominator=denominator, summation=summation
+            )
+            value = tf.reduce_mean(per_sample)
+        grad = tape.gradient(value, x)
+        assert np.all(np.isfinite(per_sample.numpy()))
+        assert np.all(np.isfinite(grad.numpy()))
+    # Anchors without a positive contribute exactly 0.
+    per_sample = losses.supcon_loss(features[:, :1], [0, 0, 1, 1, 2, 3], temperature=temperature)
+    assert per_sample.numpy()[4] == 0.0 and per_sample.numpy()[5] == 0.0
+
+
+def test_extreme_logits_match_float64_reference():
+    # At tau = 0.01 logits span [-100, 100]: exp overflows float32 without the row max.
+    features = _unit((4, 2, 3), seed=6)
+    expected = reference.supcon(features, [0, 1, 0, 1], temperature=0.01)
+    got = losses.supcon_loss(features, [0, 1, 0, 1], temperature=0.01).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [tf.float16, tf.bfloat16])
+def test_half_precision_inputs_compute_in_float32(dtype):
+    features = _unit((8, 2, 16), seed=7)
+    labels = [0, 1, 2, 3, 0, 1, 2, 3]
+    half = tf.cast(features, dtype)
+    got = losses.supcon_loss(half, labels, temperature=0.05)
+    assert got.dtype == tf.float32
+    expected = losses.supcon_loss(tf.cast(half, tf.float32), labels, temperature=0.05)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-6)
+    x = tf.Variable(half)
+    with tf.GradientTape() as tape:
+        value = tf.reduce_mean(losses.supcon_loss(x, labels, temperature=0.01))
+    grad = tape.gradient(value, x)
+    assert grad.dtype == dtype and np.all(np.isfinite(tf.cast(grad, tf.float32).numpy()))
+
+
+# ---- The Keras wrappers. ----
+
+
+def test_keras_loss_averages_over_samples_with_a_positive():
+    features = _unit((4, 1, 3), seed=8)
+    labels = np.array([0, 0, 1, 2])  # samples 2 and 3 have no positive
+    per_sample = reference.supcon(features, labels, temperature=1.0)
+    got = losses.SupConLoss(temperature=1.0)(labels, features).numpy()
+    np.testing.assert_allclose(got, per_sample[:2].mean(), rtol=1e-6)
+    none_reduced = losses.SupConLoss(temperature=1.0, reduction=None)(labels, features).numpy()
+    np.testing.assert_allclose(none_reduced, per_sample, rtol=1e-5)
+
+
+def test_keras_loss_without_any_positive_is_zero_with_zero_gradients():
+    x = tf.Variable(_unit((3, 1, 4), seed=9))
+    with tf.GradientTape() as tape:
+        value = losses.SupConLoss()(np.array([0, 1, 2]), x)
+    assert float(value) == 0.0
+    np.testing.assert_array_equal(tape.gradient(value, x).numpy(), 0.0)
+
+
+def test_simclr_loss_ignores_labels():
+    features = _unit((4, 2, 3), seed=10)
+    expected = reference.supcon(features, None, temperature=0.5).mean()
+    for y_true in (None, np.array([0, 0, 0, 0]), np.array([1, 2, 3, 4])):
+        np.testing.assert_allclose(losses.SimCLRLoss()(y_true, features).numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        losses.SupConLoss(temperature=0.2, base_temperature=0.07, summation="inside", positives_cap=3, block_size=8),
+        losses.SimCLRLoss(contrast_mode="one"),
+        losses.GenSCLLoss(temperature=0.3, block_size=4),
+    ],
+    ids=lambda loss: type(loss).__name__,
+)
+def test_keras_loss_config_round_trip(loss):
+    config = loss.get_config()
+    restored = type(loss).from_config(config)
+    assert restored.get_config() == config
+    via_registry = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert type(via_registry) is type(loss) and via_registry.get_config() == config
+
+
+def _functional_model_with_layer():
+    images = keras.Input((2, 6), name="views")
+    labels = keras.Input((), dtype="int32", name="labels")
+    projected = keras.layers.Dense(4, name="project")(images)
+    normalized = keras.layers.UnitNormalization(axis=-1)(projected)
+    out = losses.SupConLossLayer(temperature=0.2, name="supcon")([normalized, labels])
+    return keras.Model({"views": images, "labels": labels}, out)
+
+
+def test_loss_layer_trains_with_fit_and_survives_keras_save(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = _functional_model_with_layer()
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=64).astype(np.int32)
+    centers = rng.normal(size=(3, 6))
+    views = (centers[labels][:, None, :] + 0.8 * rng.normal(size=(64, 2, 6))).astype(np.float32)
+    data = {"views": views, "labels": labels}
+    history = model.fit(data, epochs=8, batch_size=16, verbose=0, shuffle=False)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(restored.predict(data, verbose=0), model.predict(data, verbose=0), rtol=1e-6)
+    layer = restored.get_layer("supcon")
+    assert layer.loss.temperature == 0.2
+    np.testing.assert_allclose(restored.evaluate(data, verbose=0), model.evaluate(data, verbose=0), rtol=1e-5)
+
+
+def test_compiled_loss_survives_keras_save(tmp_path):
+    inputs = keras.Input((2, 5))
+    outputs = keras.layers.UnitNormalization(axis=-1)(keras.layers.Dense(3)(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="sgd", loss=losses.SupConLoss(temperature=0.25, denominator="one_positive"))
+    x, y = _unit((8, 2, 5), seed=11), np.array([0, 1] * 4)
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    restored = keras.saving.load_model(tmp_path / "m.keras")
+    assert isinstance(restored.loss, losses.SupConLoss)
+    assert restored.loss.get_config() == model.loss.get_config()
+    np.testing.assert_allclose(restored.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-5)
+
+
+# ---- Bad input: a clear ValueError naming what was expected and received. ----
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(features=np.zeros((4, 3), np.float32)), r"\[batch, views, dim\].*Received: features.shape"),
+        (dict(features=np.zeros((4, 2, 3), np.int32)), r"floating-point.*Received: features.dtype=int32"),
+        (dict(labels=[0, 1, 2]), r"one row per sample.*Received: labels.shape"),
+        (dict(labels=np.zeros((4, 2, 2))), r"Received: labels.shape"),
+        (dict(labels=[0, 1, 0, 1], mask=np.eye(4)), r"either `labels` or `mask`"),
+        (dict(mask=np.eye(3)), r"Received: mask.shape"),
+        (dict(mask=np.ones(4)), r"Received: mask.shape"),
+        (dict(summation="middle"), r"`summation` must be one of.*Received: summation='middle'"),
+        (dict(denominator="some"), r"`denominator` must be one of.*Received: denominator='some'"),
+        (dict(contrast_mode="two"), r"Received: contrast_mode='two'"),
+        (dict(positives_cap=-1), r"integer >= 0. Received: positives_cap=-1"),
+        (dict(positives_cap=1.5), r"Received: positives_cap=1.5"),
+        (dict(positives_cap=True), r"Received: positives_cap=True"),
+        (dict(temperature=0.0), r"Received: temperature=0.0"),
+        (dict(base_temperature=-1.0), r"Received: base_temperature=-1.0"),
+        (dict(block_size=0), r"Received: block_size=0"),
+    ],
+)
+def test_bad_input_raises_clear_value_error(kwargs, match):
+    args = dict(features=_unit((4, 2, 3), seed=12), labels=None)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        losses.supcon_loss(args.pop("features"), args.pop("labels"), **args)
+
+
+def test_bad_keras_loss_options_fail_at_construction():
+    with pytest.raises(ValueError, match="Received: summation='x'"):
+        losses.SupConLoss(summation="x")
+    with pytest.raises(ValueError, match="Received: temperature=-0.1"):
+        losses.GenSCLLoss(temperature=-0.1)
+
+
+def test_higher_rank_features_are_flattened_after_views():
+    features = _unit((4, 2, 6), seed=13)
+    np.testing.assert_allclose(
+        losses.supcon_loss(features.reshape(4, 2, 2, 3), [0, 1, 0, 1]).numpy(),
+        losses.supcon_loss(features, [0, 1, 0, 1]).numpy(),
+        rtol=1e-6,
+    )
+
+
+def test_docstring_examples_run():
+    for module in (supcon_module,):
+        result = doctest.testmod(module, extraglobs={"tf": tf}, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0 and result.attempted > 0
