@@ -169,40 +169,56 @@ def num_replicas():
     return 1 if context is None else context.num_replicas_in_sync
 
 
-def run_blocks(block_fn, anchors, contrasts, block_size):
+def _rows(tensor, start, size):
+    """`tensor[start:start + size]` with a static `size` (XLA needs static slice sizes)."""
+    begin = tf.concat([[start], tf.zeros([tensor.shape.rank - 1], tf.int32)], axis=0)
+    return tf.slice(tensor, begin, tf.concat([[size], tf.shape(tensor)[1:]], axis=0))
+
+
+def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
     """Runs `block_fn` over row blocks of `anchors`, densely or blockwise.
 
     With `block_size=None` the whole anchor matrix is one block and autodiff
-    keeps every intermediate, `O(rows x cols)` memory. Otherwise blocks run in
-    a `tf.while_loop` and the backward pass recomputes each block from the
-    inputs, so peak memory is `O(block_size x cols)`; values and gradients are
-    the dense ones.
+    keeps every intermediate, `O(rows x cols)` memory. Otherwise the anchors
+    are zero-padded to whole blocks, blocks run in a `tf.while_loop`, and the
+    backward pass recomputes each block from the inputs, so peak memory is
+    `O(block_size x cols)`; values and gradients are the dense ones. Every
+    block has the same static shape, so the loop also compiles with XLA.
 
     Args:
-      block_fn: `(anchor_block, contrasts, start) -> (losses, valid)` where
-        `start` is the block's first anchor row (int32 scalar).
+      block_fn: `(anchor_block, contrasts, row_info_block, is_real) ->
+        (losses, valid)`; `is_real` is None on the dense path, else bool
+        `[block]` false on padding rows (which must come out invalid).
       anchors: float32 `[rows, dim]`.
       contrasts: float32 `[cols, dim]`.
+      row_info: tuple of `[rows]` tensors describing each anchor row, sliced
+        alongside the anchors.
       block_size: None or a positive int.
 
     Returns:
       `(losses, valid)`: float32 `[rows]`, bool `[rows]`.
     """
     if block_size is None:
-        return block_fn(anchors, contrasts, tf.constant(0, tf.int32))
+        return block_fn(anchors, contrasts, row_info, None)
 
     rows = tf.shape(anchors)[0]
     num_blocks = (rows + block_size - 1) // block_size
+    padding = num_blocks * block_size - rows
+    # Padding rows repeat the last row's description (so indices stay valid)
+    # and are flagged by `is_real`.
+    padded_info = tuple(tf.concat([info, tf.repeat(info[-1:], padding, axis=0)], 0) for info in row_info)
+    is_real = tf.range(num_blocks * block_size) < rows
 
-    def block_bounds(index):
+    def run_block(anchors, contrasts, index):
         start = index * block_size
-        return start, tf.minimum(start + block_size, rows)
+        anchor_block = _rows(anchors, start, block_size)
+        info_block = tuple(_rows(info, start, block_size) for info in padded_info)
+        return anchor_block, block_fn(anchor_block, contrasts, info_block, _rows(is_real, start, block_size))
 
     @tf.custom_gradient
     def blocked(anchors, contrasts):
         def forward_body(index, losses_array, valid_array):
-            start, stop = block_bounds(index)
-            losses, valid = block_fn(anchors[start:stop], contrasts, start)
+            _, (losses, valid) = run_block(anchors, contrasts, index)
             return (
                 index + 1,
                 losses_array.write(index, losses),
@@ -214,8 +230,8 @@ def run_blocks(block_fn, anchors, contrasts, block_size):
             forward_body,
             (
                 tf.constant(0),
-                tf.TensorArray(tf.float32, size=num_blocks, infer_shape=False),
-                tf.TensorArray(tf.float32, size=num_blocks, infer_shape=False),
+                tf.TensorArray(tf.float32, size=num_blocks, element_shape=[block_size]),
+                tf.TensorArray(tf.float32, size=num_blocks, element_shape=[block_size]),
             ),
         )
         # `valid` leaves as float32: custom_gradient outputs must be differentiable dtypes.
@@ -223,20 +239,18 @@ def run_blocks(block_fn, anchors, contrasts, block_size):
 
         def grad(upstream_losses, unused_upstream_valid):
             def backward_body(index, anchor_grads, contrast_grad):
-                start, stop = block_bounds(index)
-                anchor_block = anchors[start:stop]
                 with tf.GradientTape() as tape:
-                    tape.watch([anchor_block, contrasts])
-                    block_values, _ = block_fn(anchor_block, contrasts, start)
-                grad_anchor, grad_contrast = tape.gradient(
+                    tape.watch([anchors, contrasts])
+                    anchor_block, (block_values, _) = run_block(anchors, contrasts, index)
+                grad_anchor_block, grad_contrast = tape.gradient(
                     block_values,
                     [anchor_block, contrasts],
-                    output_gradients=upstream_losses[start:stop],
+                    output_gradients=_rows(upstream_losses, index * block_size, block_size),
                     unconnected_gradients=tf.UnconnectedGradients.ZERO,
                 )
                 return (
                     index + 1,
-                    anchor_grads.write(index, grad_anchor),
+                    anchor_grads.write(index, grad_anchor_block),
                     contrast_grad + grad_contrast,
                 )
 
@@ -245,7 +259,9 @@ def run_blocks(block_fn, anchors, contrasts, block_size):
                 backward_body,
                 (
                     tf.constant(0),
-                    tf.TensorArray(tf.float32, size=num_blocks, infer_shape=False),
+                    tf.TensorArray(
+                        tf.float32, size=num_blocks, element_shape=[block_size, anchors.shape[1]]
+                    ),
                     tf.zeros_like(contrasts),
                 ),
             )
@@ -253,8 +269,9 @@ def run_blocks(block_fn, anchors, contrasts, block_size):
 
         return (losses, valid), grad
 
-    losses, valid = blocked(anchors, contrasts)
-    return losses, valid > 0.5
+    padded_anchors = tf.pad(anchors, [[0, padding], [0, 0]])
+    losses, valid = blocked(padded_anchors, contrasts)
+    return losses[:rows], valid[:rows] > 0.5
 
 
 def contrastive_per_sample(
@@ -307,10 +324,8 @@ def contrastive_per_sample(
     anchor_samples = offset + tf.tile(tf.range(local_batch), [anchor_views_count])
     anchor_views = tf.repeat(tf.range(anchor_views_count), local_batch)
 
-    def block_fn(anchor_block, contrasts, start):
-        rows = tf.shape(anchor_block)[0]
-        block_samples = anchor_samples[start : start + rows]
-        block_views = anchor_views[start : start + rows]
+    def block_fn(anchor_block, contrasts, row_info, is_real):
+        block_samples, block_views = row_info
         same_sample = tf.equal(block_samples[:, None], contrast_samples[None, :])
         is_self = tf.logical_and(
             same_sample, tf.equal(block_views[:, None], contrast_views[None, :])
@@ -325,6 +340,8 @@ def contrastive_per_sample(
                 gathered=gathered,
             )
         )
+        if is_real is not None:  # Padding rows of the blocked path: no positives.
+            weights = weights * tf.cast(is_real, tf.float32)[:, None]
         weights = weights * tf.cast(tf.logical_not(is_self), tf.float32)
         drop_mask = None
         if positives_cap is not None:
@@ -345,7 +362,9 @@ def contrastive_per_sample(
             drop_mask=drop_mask,
         )
 
-    losses, valid = run_blocks(block_fn, anchors, contrasts, block_size)
+    losses, valid = run_blocks(
+        block_fn, anchors, contrasts, (anchor_samples, anchor_views), block_size
+    )
     losses = tf.reshape(losses, [anchor_views_count, local_batch])
     valid = tf.reduce_any(tf.reshape(valid, [anchor_views_count, local_batch]), axis=0)
     per_sample = tf.reduce_mean(losses, axis=0)

@@ -68,3 +68,23 @@ def test_blocked_inside_tf_function_with_unknown_batch():
     with tf.GradientTape() as tape:
         mean = tf.reduce_mean(losses.supcon_loss(x, labels))
     np.testing.assert_allclose(grad.numpy(), tape.gradient(mean, x).numpy(), rtol=1e-4, atol=1e-7)
+
+
+def test_blocked_compiles_with_xla():
+    # Keras compiles train steps with XLA by default ("auto"); every block has a static shape.
+    features = _unit((7, 2, 4), seed=4)
+    labels = np.array([0, 1, 2, 0, 1, 2, 3], np.int32)
+
+    @tf.function(jit_compile=True)
+    def value_and_grad(x, y):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = tf.reduce_mean(losses.supcon_loss(x, y, block_size=3, summation="inside"))
+        return value, tape.gradient(value, x)
+
+    value, grad = value_and_grad(tf.constant(features), tf.constant(labels))
+    x = tf.Variable(features)
+    with tf.GradientTape() as tape:
+        dense = tf.reduce_mean(losses.supcon_loss(x, labels, summation="inside"))
+    np.testing.assert_allclose(value.numpy(), dense.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(grad.numpy(), tape.gradient(dense, x).numpy(), rtol=1e-4, atol=1e-7)
