@@ -63,9 +63,11 @@ def _masked_logsumexp(values, mask):
     lowest = tf.constant(values.dtype.min, values.dtype)
     row_max = tf.reduce_max(tf.where(mask, values, lowest), axis=1, keepdims=True)
     row_max = tf.stop_gradient(tf.where(nonempty[:, None], row_max, 0.0))
-    # Clamping at 0 keeps excluded entries (which may exceed the row max) finite;
-    # the included ones are <= 0 already.
-    shifted = tf.minimum(values - row_max, 0.0)
+    # Excluded entries (which may exceed the row max and overflow exp) are
+    # zeroed before exp and removed by the multiplicative mask afterwards.
+    # (Not `tf.minimum(shifted, 0)`: at the row max the tie sends the whole
+    # gradient to the constant under XLA.)
+    shifted = tf.where(mask, values - row_max, 0.0)
     total = tf.reduce_sum(tf.exp(shifted) * tf.cast(mask, values.dtype), axis=1)
     safe_total = tf.where(nonempty, total, 1.0)
     return tf.squeeze(row_max, 1) + tf.math.log(safe_total), nonempty
@@ -112,10 +114,8 @@ def block_losses(
         if denominator == "only_negatives":
             log_denominator, valid = log_negatives[:, None], has_negative
         else:  # "one_positive": exp(z_p) + sum over negatives, per pair.
-            paired = tf.math.maximum(logits, log_negatives[:, None])
-            log_sum = paired + tf.math.log1p(
-                tf.exp(-tf.abs(logits - log_negatives[:, None]))
-            )
+            # log(e^a + e^b) = a + softplus(b - a): stable, and tie-free gradients.
+            log_sum = logits + tf.nn.softplus(log_negatives[:, None] - logits)
             log_denominator = tf.where(has_negative[:, None], log_sum, logits)
             valid = tf.ones_like(has_negative)
     log_prob = logits - log_denominator

@@ -70,21 +70,26 @@ def test_blocked_inside_tf_function_with_unknown_batch():
     np.testing.assert_allclose(grad.numpy(), tape.gradient(mean, x).numpy(), rtol=1e-4, atol=1e-7)
 
 
-def test_blocked_compiles_with_xla():
-    # Keras compiles train steps with XLA by default ("auto"); every block has a static shape.
-    features = _unit((7, 2, 4), seed=4)
-    labels = np.array([0, 1, 2, 0, 1, 2, 3], np.int32)
+@pytest.mark.parametrize("options", OPTION_SETS, ids=range(len(OPTION_SETS)))
+@pytest.mark.parametrize("block_size", [None, 3])
+def test_xla_compiled_values_and_gradients_equal_eager(options, block_size):
+    # Keras compiles train steps with XLA by default ("auto"): the loss must give
+    # the eager gradients there too (a tf.minimum tie at the row max once did
+    # not), and every block must have a static shape.
+    features = _unit((7, 2, 5), seed=4)
+    options = dict(options)
+    labels = options.pop("labels")
 
     @tf.function(jit_compile=True)
-    def value_and_grad(x, y):
+    def value_and_grad(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            value = tf.reduce_mean(losses.supcon_loss(x, y, block_size=3, summation="inside"))
+            value = tf.reduce_mean(losses.supcon_loss(x, labels, block_size=block_size, **options))
         return value, tape.gradient(value, x)
 
-    value, grad = value_and_grad(tf.constant(features), tf.constant(labels))
+    value, grad = value_and_grad(tf.constant(features))
     x = tf.Variable(features)
     with tf.GradientTape() as tape:
-        dense = tf.reduce_mean(losses.supcon_loss(x, labels, summation="inside"))
-    np.testing.assert_allclose(value.numpy(), dense.numpy(), rtol=1e-5)
-    np.testing.assert_allclose(grad.numpy(), tape.gradient(dense, x).numpy(), rtol=1e-4, atol=1e-7)
+        eager = tf.reduce_mean(losses.supcon_loss(x, labels, **options))
+    np.testing.assert_allclose(value.numpy(), eager.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(grad.numpy(), tape.gradient(eager, x).numpy(), rtol=1e-4, atol=1e-6)
