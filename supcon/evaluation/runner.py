@@ -1,0 +1,332 @@
+"""`evaluate_run`: everything eval.py does to one training run, with explicit arguments.
+
+Story: read the run directory -> load the test (and train) split -> load the
+model -> get a classifier (the run's, a retrained linear one, or the
+cross-entropy model's own head) -> clean top-1/top-5 and calibration -> kNN on
+the embeddings -> corruption sweep -> report files.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from supcon.evaluation import calibration, corrupted_data, knn, linear_eval, metrics, report
+from supcon.evaluation import corruption_params as cp
+from supcon.evaluation.corruptions import corrupt
+
+CORRUPTION_SOURCES = ("auto", "tfds", "generate")
+
+
+class EvalInputError(ValueError):
+    """A bad input to the evaluation (missing run, mismatched data set, unknown name); one-line message."""
+
+
+def _read_run_dir(model_dir):
+    if not model_dir or not os.path.isdir(model_dir):
+        raise EvalInputError(f"model_dir {model_dir!r} does not exist (train a run there with train.py first).")
+    config_path = os.path.join(model_dir, "run_config.json")
+    model_path = os.path.join(model_dir, "model.keras")
+    missing = [p for p in (config_path, model_path) if not os.path.isfile(p)]
+    if missing:
+        names = ", ".join(os.path.basename(p) for p in missing)
+        raise EvalInputError(f"model_dir {model_dir!r} is incomplete: missing {names} (did its training run finish?).")
+    with open(config_path, encoding="utf-8") as f:
+        config = json.load(f)
+    for key in ("dataset", "num_classes", "image_size"):
+        if key not in config:
+            raise EvalInputError(f"model_dir {model_dir!r} is incomplete: run_config.json has no {key!r}.")
+    return config
+
+
+def _check_corruptions(corruptions, severities):
+    for name in corruptions:
+        if name not in cp.ALL_CORRUPTIONS:
+            raise EvalInputError(f"Unknown corruption {name!r}; expected some of: {', '.join(cp.ALL_CORRUPTIONS)}.")
+    for s in severities:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 1 <= s <= 5:
+            raise EvalInputError(f"Unknown severity {s!r}; severities are integers 1..5.")
+
+
+def _batches(dataset, limit):
+    """Yields numpy `(images, labels)` batches, at most `limit` examples in all (None: all)."""
+    seen = 0
+    for images, labels in dataset:
+        images, labels = images.numpy(), labels.numpy()
+        if limit is not None:
+            images, labels = images[: limit - seen], labels[: limit - seen]
+        if len(labels) == 0:
+            return
+        seen += len(labels)
+        yield images, labels
+        if limit is not None and seen >= limit:
+            return
+
+
+def _embed(encoder, dataset, limit):
+    feats, labels = [], []
+    embed = tf.function(lambda x: encoder(x, training=False))
+    for images, y in _batches(dataset, limit):
+        feats.append(embed(tf.constant(images, tf.float32)).numpy())
+        labels.append(y)
+    if not feats:
+        return np.zeros((0, encoder.output_shape[-1]), np.float32), np.zeros((0,), np.int32)
+    return np.concatenate(feats), np.concatenate(labels)
+
+
+def _softmax(logits):
+    """Softmax in float64 (max-subtracted so large logits cannot overflow)."""
+    logits = np.asarray(logits, np.float64)
+    probabilities = np.exp(logits - logits.max(-1, keepdims=True))
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    return probabilities
+
+
+def evaluate_run(
+    model_dir,
+    *,
+    data_dir=None,
+    dataset=None,
+    output_dir=None,
+    corruptions=cp.ALL_CORRUPTIONS,
+    severities=cp.SEVERITIES,
+    corruption_source="auto",
+    seed=0,
+    batch_size=128,
+    max_test_examples=None,
+    knn_k=knn.DEFAULT_K,
+    knn_temperature=knn.DEFAULT_TEMPERATURE,
+    retrain_classifier=False,
+    classifier_optimizer="auto",
+    classifier_learning_rate=None,
+    classifier_epochs=None,
+    classifier_batch_size=None,
+    classifier_augmentation="none",
+    progress=True,
+    verbose=0,
+):
+    """Evaluates one training run: clean accuracy, kNN, corruption robustness, calibration.
+
+    Corruption metrics follow Hendrycks & Dietterich 2019 (arXiv 1903.12261) §4,
+    calibration Guo et al. 2017 (ECE, 15 bins), kNN Wu et al. 2018 (§3.4).
+
+    Args:
+      model_dir: str, a run directory written by train.py (`run_config.json`, `model.keras`,
+        optionally `classifier.keras`; see CONTRACTS.md).
+      data_dir: str or None, data directory (default: the run's); prepared TFDS
+        `cifar10_corrupted` / `imagenet2012_corrupted` sets are looked up here.
+      dataset: str or None, data set to evaluate on (default: the run's). Its class
+        count must equal the run's.
+      output_dir: str or None, where the report goes (default `model_dir/eval`).
+      corruptions: names from `ALL_CORRUPTIONS` (default all 19; empty: no sweep).
+      severities: ints in 1..5 (default all).
+      corruption_source: "auto" (prepared TFDS sets if all present, else generate),
+        "tfds" (require them) or "generate".
+      seed: int, seed of the generated corruptions and the classifier training data order.
+      batch_size: int, evaluation batch size.
+      max_test_examples: int or None, evaluate on the first N test examples only
+        (clean, kNN queries and sweep alike; for quick looks).
+      knn_k, knn_temperature: kNN neighbours (200) and vote temperature (0.07); k=0 skips kNN.
+      retrain_classifier: bool, train a new linear classifier even if the run has one.
+      classifier_optimizer: "auto" (RMSProp for images >= 128 px, else SGD), "sgd", "rmsprop".
+      classifier_learning_rate: float per 256 examples, or None (optimizer default).
+      classifier_epochs, classifier_batch_size: ints or None (the run's `linear_*` settings,
+        else 10 and 128).
+      classifier_augmentation: "none" (un-augmented training images, the default) or a
+        `supcon.data` augmentation name.
+      progress: bool, show a progress bar over the corruption sweep.
+      verbose: Keras verbosity while training the classifier.
+
+    Returns:
+      dict, the report (also written to `output_dir` as report.json, report.md and PNGs).
+    """
+    import supcon  # noqa: F401 - registers the supcon Keras classes for load_model.
+    from supcon import data as data_lib
+
+    corruptions, severities = list(corruptions), [int(s) for s in severities]
+    _check_corruptions(corruptions, severities)
+    if corruption_source not in CORRUPTION_SOURCES:
+        raise EvalInputError(f"Unknown corruption source {corruption_source!r}; expected one of {CORRUPTION_SOURCES}.")
+    config = _read_run_dir(model_dir)
+    dataset = dataset or config["dataset"]
+    data_dir = data_dir if data_dir is not None else config.get("data_dir")
+    num_classes, image_size = int(config["num_classes"]), int(config["image_size"])
+    output_dir = output_dir or os.path.join(model_dir, "eval")
+
+    # --- Data.
+    test_source = data_lib.load(dataset, "test", data_dir=data_dir, seed=seed)
+    if int(test_source.info.num_classes) != num_classes:
+        raise EvalInputError(
+            f"model_dir {model_dir!r} was trained for {num_classes} classes but data set {dataset!r} "
+            f"has {int(test_source.info.num_classes)}."
+        )
+    test_data = data_lib.pipeline(test_source, "test", batch_size=batch_size, training=False,
+                                  image_size=image_size, seed=seed)
+
+    # --- Model and classifier head.
+    model = keras.saving.load_model(os.path.join(model_dir, "model.keras"), compile=False)
+    encoder = model.encoder
+    classifier_info = {}
+    if config.get("method") == "ce" or hasattr(model, "label_smoothing"):
+        head, classifier_info = model.classifier_head, {"source": "the cross-entropy model's own classifier"}
+    else:
+        saved = os.path.join(model_dir, "classifier.keras")
+        if os.path.isfile(saved) and not retrain_classifier:
+            classifier = keras.saving.load_model(saved, compile=False)
+            classifier_info = {"source": f"loaded {saved}"}
+        else:
+            classifier, classifier_info = _train_classifier(
+                data_lib, encoder, config, dataset=dataset, data_dir=data_dir, num_classes=num_classes,
+                image_size=image_size, seed=seed, optimizer=classifier_optimizer,
+                learning_rate=classifier_learning_rate, epochs=classifier_epochs,
+                batch_size=classifier_batch_size, augmentation=classifier_augmentation, verbose=verbose)
+            os.makedirs(output_dir, exist_ok=True)
+            classifier.save(os.path.join(output_dir, "classifier.keras"))
+        head = classifier.classifier_head
+    if int(head.num_classes) != num_classes:
+        raise EvalInputError(
+            f"The classifier of {model_dir!r} has {int(head.num_classes)} outputs but the run has {num_classes} classes.")
+    predict = tf.function(lambda x: head(encoder(x, training=False)))
+
+    # --- Clean test set.
+    test_features, test_labels = _embed(encoder, test_data, max_test_examples)
+    clean_probs = _softmax(head(tf.constant(test_features)))
+    clean = {
+        "top1": metrics.top_k_accuracy(clean_probs, test_labels, 1),
+        "top5": metrics.top_k_accuracy(clean_probs, test_labels, 5),
+        "ece": calibration.expected_calibration_error(clean_probs, test_labels),
+        "reliability": calibration.reliability_bins(clean_probs, test_labels),
+        "num_examples": int(len(test_labels)),
+    }
+
+    # --- kNN on the embeddings (labels only for the vote, never for the encoder).
+    knn_block = None
+    if knn_k:
+        train_source = data_lib.load(dataset, "train", data_dir=data_dir, seed=seed)
+        train_data = data_lib.pipeline(train_source, "train", batch_size=batch_size, training=False,
+                                       image_size=image_size, seed=seed)
+        train_features, train_labels = _embed(encoder, train_data, None)
+        knn_block = {
+            "accuracy": knn.knn_accuracy(train_features, train_labels, test_features, test_labels,
+                                         num_classes=num_classes, k=knn_k, temperature=knn_temperature),
+            "k": int(min(knn_k, len(train_labels))),
+            "temperature": float(knn_temperature),
+        }
+
+    # --- Corruption sweep.
+    corruption_block = None
+    if corruptions and severities:
+        corruption_block = _sweep(
+            data_lib, predict, test_data, dataset=dataset, data_dir=data_dir, corruptions=corruptions,
+            severities=severities, source=corruption_source, seed=seed, batch_size=batch_size,
+            image_size=image_size, limit=max_test_examples, progress=progress)
+        corruption_block["summary"] = metrics.corruption_summary(
+            corruption_block["accuracy"], clean["top1"],
+            normalization="alexnet" if str(dataset).startswith("imagenet2012") else "none")
+
+    result = {
+        "model_dir": os.path.abspath(model_dir),
+        "method": config.get("method", "?"),
+        "dataset": dataset,
+        "num_classes": num_classes,
+        "image_size": image_size,
+        "seed": int(seed),
+        "training_seed": config.get("seed"),
+        "classifier": classifier_info,
+        "clean": clean,
+        "knn": knn_block,
+        "corruptions": corruption_block,
+    }
+    result = json.loads(json.dumps(result))  # Plain JSON types (and str severity keys) throughout.
+    result["files"] = report.write_report(result, output_dir)
+    return result
+
+
+def _train_classifier(data_lib, encoder, config, *, dataset, data_dir, num_classes, image_size, seed, optimizer,
+                      learning_rate, epochs, batch_size, augmentation, verbose):
+    optimizer = linear_eval.resolve_optimizer(optimizer, image_size)
+    epochs = int(epochs if epochs is not None else config.get("linear_epochs", linear_eval.DEFAULT_EPOCHS))
+    batch_size = int(batch_size or config.get("linear_batch_size", linear_eval.DEFAULT_BATCH_SIZE))
+    if learning_rate is None and optimizer == "sgd":
+        learning_rate = config.get("linear_learning_rate")
+    train_source = data_lib.load(dataset, "train", data_dir=data_dir, seed=seed)
+    if augmentation == "none":
+        train_data = data_lib.pipeline(train_source, "train", batch_size=batch_size, training=False,
+                                       image_size=image_size, seed=seed)
+    else:
+        train_data = data_lib.pipeline(train_source, "train", views=1, augmentation=augmentation,
+                                       batch_size=batch_size, training=True, image_size=image_size, seed=seed)
+        train_data = train_data.map(lambda views, labels: (views[:, 0], labels))
+    steps = max(int(train_source.num_examples) // batch_size, 1)
+    classifier, history = linear_eval.train_linear_classifier(
+        encoder, train_data.repeat(), num_classes=num_classes, steps_per_epoch=steps, optimizer=optimizer,
+        learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, verbose=verbose)
+    return classifier, {
+        "source": "linear classifier trained by eval.py on the frozen encoder",
+        "optimizer": optimizer,
+        "learning_rate_per_256": learning_rate,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "augmentation": augmentation,
+        "final_epoch": {k: v[-1] for k, v in history.items() if v},
+    }
+
+
+def _sweep(data_lib, predict, test_data, *, dataset, data_dir, corruptions, severities, source, seed, batch_size,
+           image_size, limit, progress):
+    use_tfds = source == "tfds" or (
+        source == "auto" and corrupted_data.prepared_in(dataset, corruptions, severities, data_dir))
+    if source == "tfds" and not corrupted_data.prepared_in(dataset, corruptions, severities, data_dir):
+        raise EvalInputError(
+            f"corruption_source='tfds' but the corrupted sets of {dataset!r} are not all prepared in {data_dir!r}.")
+    preset = cp.preset_for_image_size(image_size, image_size)
+    accuracy, ece, pooled = {}, {}, {s: ([], []) for s in severities}
+    bar = tqdm(total=len(corruptions) * len(severities), desc="corruption sweep", disable=not progress,
+               unit="set")
+    for name in corruptions:
+        accuracy[name], ece[name] = {}, {}
+        for severity in severities:
+            bar.set_postfix_str(f"{name} {severity}")
+            probs, labels = [], []
+            if use_tfds:
+                tfds_name, split = corrupted_data.tfds_corrupted_name(dataset, name, severity)
+                source_c = data_lib.load(tfds_name, split, data_dir=data_dir, seed=seed)
+                batches = _batches(data_lib.pipeline(source_c, split, batch_size=batch_size, training=False,
+                                                     image_size=image_size, seed=seed), limit)
+            else:
+                batches = _generated(test_data, name, severity, seed, preset, limit)
+            for images, y in batches:
+                probs.append(_softmax(predict(tf.constant(images, tf.float32)).numpy()))
+                labels.append(y)
+            probs, labels = np.concatenate(probs), np.concatenate(labels)
+            accuracy[name][severity] = metrics.top_k_accuracy(probs, labels, 1)
+            ece[name][severity] = calibration.expected_calibration_error(probs, labels)
+            pooled[severity][0].append(probs)
+            pooled[severity][1].append(labels)
+            bar.update(1)
+    bar.close()
+    reliability = {s: calibration.reliability_bins(np.concatenate(p), np.concatenate(y)) for s, (p, y) in pooled.items()}
+    ece_per_severity = {
+        s: calibration.expected_calibration_error(np.concatenate(p), np.concatenate(y)) for s, (p, y) in pooled.items()
+    }
+    return {
+        "source": "tfds (prepared)" if use_tfds else "generated by supcon.evaluation.corrupt",
+        "preset": preset if not use_tfds else corrupted_data.TFDS_CORRUPTED[str(dataset).split("/")[0]][0],
+        "seed": int(seed),
+        "approximate": {} if use_tfds else {n: cp.APPROXIMATE_CORRUPTIONS[n] for n in corruptions
+                                            if n in cp.APPROXIMATE_CORRUPTIONS},
+        "accuracy": accuracy,
+        "ece": ece,
+        "ece_per_severity": ece_per_severity,
+        "reliability_per_severity": reliability,
+    }
+
+
+def _generated(test_data, name, severity, seed, preset, limit):
+    offset = 0
+    for images, labels in _batches(test_data, limit):
+        yield corrupt(images, name, severity, seed=seed, preset=preset, index_offset=offset), labels
+        offset += len(labels)
