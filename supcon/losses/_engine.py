@@ -101,15 +101,15 @@ def block_losses(
     Returns:
       `(losses, valid)`: float32 `[rows]` (0 where invalid) and bool `[rows]`.
     """
-    logits = tf.matmul(anchors, contrasts, transpose_b=True) / temperature
+    # 1/tau scales the [rows, dim] anchors, not the [rows, cols] logits.
+    logits = tf.matmul(anchors * (1.0 / temperature), contrasts, transpose_b=True)
     excluded = is_self if drop_mask is None else tf.logical_or(is_self, drop_mask)
-    positive = pair_weights > 0.0
-    negative = tf.logical_not(tf.logical_or(positive, excluded))
 
     if denominator == "all":
         log_denominator, valid = _masked_logsumexp(logits, tf.logical_not(excluded))
         log_denominator = log_denominator[:, None]
     else:
+        negative = tf.logical_not(tf.logical_or(pair_weights > 0.0, excluded))
         log_negatives, has_negative = _masked_logsumexp(logits, negative)
         if denominator == "only_negatives":
             log_denominator, valid = log_negatives[:, None], has_negative
@@ -118,17 +118,22 @@ def block_losses(
             log_sum = logits + tf.nn.softplus(log_negatives[:, None] - logits)
             log_denominator = tf.where(has_negative[:, None], log_sum, logits)
             valid = tf.ones_like(has_negative)
-    log_prob = logits - log_denominator
 
     weight_sum = tf.reduce_sum(pair_weights, axis=1)
     valid = tf.logical_and(valid, weight_sum > 0.0)
     safe_weight_sum = tf.where(valid, weight_sum, 1.0)
     if summation == "outside":
-        losses = -tf.reduce_sum(pair_weights * log_prob, axis=1) / safe_weight_sum
+        weighted_logits = tf.reduce_sum(pair_weights * logits, axis=1)
+        if denominator == "all":  # Row-constant denominator: sum_p w_p (z_p - lse).
+            weighted_log_prob = weighted_logits - weight_sum * log_denominator[:, 0]
+        else:
+            weighted_log_prob = weighted_logits - tf.reduce_sum(pair_weights * log_denominator, axis=1)
+        losses = -weighted_log_prob / safe_weight_sum
     else:
         # Eq. 3: -log( sum_p w_p exp(log_prob_p) / sum_p w_p ), in log space.
+        positive = pair_weights > 0.0
         log_weights = tf.math.log(tf.where(positive, pair_weights, 1.0))
-        lse, _ = _masked_logsumexp(log_prob + log_weights, positive)
+        lse, _ = _masked_logsumexp(logits - log_denominator + log_weights, positive)
         losses = -(lse - tf.math.log(safe_weight_sum))
     return tf.where(valid, losses, 0.0), valid
 
@@ -326,10 +331,9 @@ def contrastive_per_sample(
 
     def block_fn(anchor_block, contrasts, row_info, is_real):
         block_samples, block_views = row_info
-        same_sample = tf.equal(block_samples[:, None], contrast_samples[None, :])
-        is_self = tf.logical_and(
-            same_sample, tf.equal(block_views[:, None], contrast_views[None, :])
-        )
+        # Column of the anchor itself in the view-major contrast layout.
+        self_column = block_views * global_batch + block_samples
+        is_self = tf.equal(self_column[:, None], tf.range(tf.shape(contrasts)[0])[None, :])
         weights = pair_weights_fn(
             Pairs(
                 anchor_samples=block_samples,
@@ -342,11 +346,12 @@ def contrastive_per_sample(
         )
         if is_real is not None:  # Padding rows of the blocked path: no positives.
             weights = weights * tf.cast(is_real, tf.float32)[:, None]
-        weights = weights * tf.cast(tf.logical_not(is_self), tf.float32)
+        weights = tf.where(is_self, 0.0, weights)
         drop_mask = None
         if positives_cap is not None:
             # Keep the first `positives_cap` positives (contrast order) that are
             # not views of the anchor's own sample; those are always kept.
+            same_sample = tf.equal(block_samples[:, None], contrast_samples[None, :])
             others = tf.logical_and(weights > 0.0, tf.logical_not(same_sample))
             rank = tf.cumsum(tf.cast(others, tf.int32), axis=1)
             drop_mask = tf.logical_and(others, rank > positives_cap)
