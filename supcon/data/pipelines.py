@@ -1,0 +1,147 @@
+"""Multi-view training pipelines and single-view eval pipelines (`tf.data`).
+
+Training element: `(views, labels)`, views float32 `[B, V, H, W, 3]` (0..255), labels
+int32 `[B]`, or float32 label distributions `[B, V, C]` when MixUp/CutMix is on.
+Eval element: `(images, labels)`, images float32 `[B, H, W, 3]`, labels int32 `[B]`.
+
+Order of the training pipeline: source -> cache (decoded, small sets) -> shuffle
+(seeded) -> [repeat] -> enumerate -> parallel map making V views (stateless seeds from
+`(seed, element index, view)`) -> batch with `drop_remainder` -> [MixUp/CutMix per view]
+-> prefetch. Options: deterministic order, and `AutoShardPolicy.DATA` so
+`tf.distribute` shards by element (works for any source and for multi-worker).
+"""
+
+import tensorflow as tf
+
+from supcon.data import _seeds
+from supcon.data import augment as _augment
+from supcon.data import mixing as _mixing
+from supcon.data import sources as _sources
+
+CACHE_LIMIT_BYTES = 1 << 30  # Cache decoded images of data sets up to 1 GiB.
+MAX_SHUFFLE_BUFFER = 10_000
+DEFAULT_LARGE_IMAGE_SIZE = 224  # When the source's images vary in size.
+
+
+def pipeline(source="digits", split="train", *, views=2, augmentation="simaugment",
+             batch_size, training, seed=0, mixup=0.0, cutmix=0.0, image_size=None,
+             data_dir=None, crop_scale=_augment.PAPER_CROP_SCALE, num_ops=2, magnitude=9,
+             cache=None, shuffle_buffer=None, repeat=False):
+    """Builds the input pipeline for training (V augmented views) or evaluation.
+
+    Args:
+        source: a data set name for `supcon.data.load` (default `"digits"`) or a `Source`.
+        split: the split to load when `source` is a name (default `"train"`); unused
+            when `source` is a `Source`.
+        views: V, augmented views per image (training only; default 2 as in the paper).
+        augmentation: training policy, one of `supcon.data.AUGMENTATIONS`
+            (default `"simaugment"`).
+        batch_size: global batch size B; training batches drop the remainder so B
+            always divides across replicas when it is a multiple of their number.
+        training: `True`: shuffled, augmented, `[B, V, H, W, 3]`; `False`: fixed order,
+            eval-preprocessed `[B, H, W, 3]`, last batch kept.
+        seed: seed of the shuffle and of every augmentation (default 0). It does not
+            change the train/test split of a `folder:` source (call `load(..., seed=)`
+            and pass the `Source` for that).
+        mixup: MixUp Beta alpha per view (training only; 0 = off).
+        cutmix: CutMix Beta alpha in `[0, 1]` per view (training only; 0 = off).
+        image_size: output side length; default the source's side when its images are
+            square and of one size, else 224.
+        data_dir: TFDS data directory (when `source` is a name).
+        crop_scale: area range of the random resized crop (default 0.08..1).
+        num_ops: RandAugment N (default 2).
+        magnitude: RandAugment M, 0..10 (default 9).
+        cache: cache decoded images in memory; default when the split's decoded images
+            are known to fit in 1 GiB.
+        shuffle_buffer: default: the whole split, up to 10,000 elements.
+        repeat: repeat the training data indefinitely (default `False`: one epoch per
+            iteration, as `Model.fit` expects).
+
+    Returns:
+        A `tf.data.Dataset` of the elements described in the module docstring.
+
+    Example:
+        >>> ds = pipeline("digits", "train", batch_size=8, training=True)
+        >>> views, labels = next(iter(ds))
+        >>> views.shape, labels.shape
+        (TensorShape([8, 2, 32, 32, 3]), TensorShape([8]))
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size}")
+    if not isinstance(views, int) or views < 1:
+        raise ValueError(f"`views` must be a positive int. Received: views={views}")
+    if not training and (mixup or cutmix):
+        raise ValueError("MixUp/CutMix are training augmentations. Received: training=False "
+                         f"with mixup={mixup}, cutmix={cutmix}")
+    if mixup < 0:
+        raise ValueError(f"`mixup` must be >= 0. Received: mixup={mixup}")
+    if not 0 <= cutmix <= 1:
+        raise ValueError(f"`cutmix` must be in [0, 1]. Received: cutmix={cutmix}")
+    if isinstance(source, str):
+        # The split seed stays load()'s default: a training seed must not move test images.
+        source = _sources.load(source, split, data_dir=data_dir)
+    elif not isinstance(source, _sources.Source):
+        raise TypeError(f"`source` must be a data set name or a supcon.data.Source. "
+                        f"Received: source={source!r}")
+    height, width, _ = source.info.image_shape
+    if image_size is None:
+        image_size = height if height is not None and height == width else DEFAULT_LARGE_IMAGE_SIZE
+    if training:
+        _check_replica_divisibility(batch_size)
+        policy = _augment.get_augmentation(augmentation, image_size, crop_scale=crop_scale,
+                                           num_ops=num_ops, magnitude=magnitude)
+
+    dataset = source.dataset
+    if cache is None:
+        cache = height is not None and width is not None and (
+            source.num_examples * height * width * 3 <= CACHE_LIMIT_BYTES)
+    if cache:
+        dataset = dataset.cache()
+    if not training:
+        dataset = dataset.map(lambda image, label: (_augment.eval_preprocess(image, image_size),
+                                                    label),
+                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        dataset = dataset.batch(batch_size, drop_remainder=False)
+        return dataset.prefetch(tf.data.AUTOTUNE).with_options(_options())
+
+    root = _seeds.root_seed(seed)
+    buffer = shuffle_buffer or min(source.num_examples, MAX_SHUFFLE_BUFFER)
+    dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+
+    def make_views(index, example):
+        image, label = example
+        view_list = [policy(image, _seeds.fold_in(root, index, v)) for v in range(views)]
+        return tf.stack(view_list), label
+
+    dataset = dataset.enumerate().map(make_views, num_parallel_calls=tf.data.AUTOTUNE,
+                                      deterministic=True)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    if mixup or cutmix:
+        num_classes = source.info.num_classes
+        mix_root = _seeds.fold_in(root, -1)
+
+        def mix(index, batch):
+            return _mixing.mix_views(batch[0], batch[1], num_classes,
+                                     _seeds.fold_in(mix_root, index), mixup=mixup, cutmix=cutmix)
+
+        dataset = dataset.enumerate().map(mix, num_parallel_calls=tf.data.AUTOTUNE,
+                                          deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(_options())
+
+
+def _options():
+    options = tf.data.Options()
+    options.deterministic = True
+    # Shard by element: every source supports it (in-memory digits have no files).
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options
+
+
+def _check_replica_divisibility(batch_size):
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(f"The global `batch_size` must be divisible by the "
+                         f"{replicas} replicas of the current strategy. "
+                         f"Received: batch_size={batch_size}")

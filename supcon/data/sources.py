@@ -1,0 +1,312 @@
+"""Data sources: the embedded `digits` set, TFDS data sets, and image folders.
+
+`load(name, split)` returns a `Source`: an unbatched `tf.data.Dataset` of
+`(uint8 image [H, W, 3], int32 label)` plus its size and a `DatasetInfo`.
+
+Names:
+  * `"digits"` (default, offline): scikit-learn's bundled handwritten digits (UCI
+    "Optical Recognition of Handwritten Digits", 1797 images of 8x8 pixels with 17 gray
+    levels, 10 classes), scaled to 0..255, resized bilinearly to 32x32 and repeated
+    over 3 channels. Fixed stratified split: `train_test_split(test_size=0.2,
+    stratify=labels, random_state=0)`, i.e. 1437 train and 360 test images (143-146
+    and 35-37 per class). The split does not depend on `seed`, so runs with different
+    seeds are evaluated on the same test images.
+  * Any TFDS image classification data set (`"cifar10"`, `"cifar100"`,
+    `"imagenet2012"`, `"imagenette"`, with an optional `:config/version`) read from
+    `data_dir`. Nothing is ever downloaded: a data set that is not prepared there is a
+    `FileNotFoundError` saying where it was looked for and how to prepare it.
+  * `"folder:PATH"`: one subfolder per class with JPEG/PNG/BMP/GIF files, either
+    directly under PATH (split by a seeded stratified 80/20 split into `train`/`test`)
+    or under `PATH/train` and `PATH/test`. Files are checked up front with Pillow;
+    unreadable ones are skipped and counted in a warning.
+"""
+
+import dataclasses
+import functools
+import os
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+DIGITS_IMAGE_SIZE = 32
+DIGITS_TEST_FRACTION = 0.2
+DIGITS_SPLIT_SEED = 0
+FOLDER_TEST_FRACTION = 0.2
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+FOLDER_PREFIX = "folder:"
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a source knows about its data set.
+
+    Attributes:
+        name: the name passed to `load`.
+        num_classes: number of classes; labels are `0 .. num_classes - 1`.
+        image_shape: `(H, W, 3)`; `H`, `W` are `None` when images vary in size.
+        split_sizes: `{split name: number of examples}`.
+        class_names: class names in label order (may be empty for TFDS sets without names).
+    """
+
+    name: str
+    num_classes: int
+    image_shape: tuple
+    split_sizes: dict
+    class_names: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One split of a data set.
+
+    Attributes:
+        dataset: unbatched `tf.data.Dataset` of `(uint8 [H, W, 3], int32 [])`, in a fixed
+            order (shuffling is the pipeline's job).
+        num_examples: number of elements of `dataset`. For `folder:` sources, the files
+            that passed the up-front check; a file that Pillow reads but TensorFlow then
+            cannot decode is dropped from `dataset` (and logged) without being subtracted.
+        info: the data set's `DatasetInfo`.
+        split: the split this is.
+    """
+
+    dataset: tf.data.Dataset
+    num_examples: int
+    info: DatasetInfo
+    split: str
+
+
+def load(name="digits", split="train", *, data_dir=None, seed=0):
+    """Loads one split of a data set as an unbatched `tf.data.Dataset`.
+
+    Args:
+        name: `"digits"`, a TFDS name (e.g. `"cifar10"`), or `"folder:PATH"`.
+        split: `"train"` or `"test"` (TFDS also takes its own split strings, e.g.
+            `"validation"` or `"train[:10%]"`).
+        data_dir: TFDS data directory (default: TFDS's own default). Ignored otherwise.
+        seed: seed of the train/test split of a `folder:` source without `train`/`test`
+            subfolders. Digits and TFDS have fixed splits.
+
+    Returns:
+        A `Source`.
+
+    Raises:
+        ValueError: unknown split or data set, an empty folder or a folder with one class.
+        FileNotFoundError: a TFDS data set that is not prepared in `data_dir`, or a
+            folder that does not exist.
+
+    Example:
+        >>> source = load("digits", "train")
+        >>> source.num_examples, source.info.num_classes, source.info.image_shape
+        (1437, 10, (32, 32, 3))
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"`name` must be a non-empty string. Received: name={name!r}")
+    if name == "digits":
+        return _load_digits(split)
+    if name.startswith(FOLDER_PREFIX):
+        return _load_folder(name, split, seed)
+    return _load_tfds(name, split, data_dir)
+
+
+# --- digits -----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_arrays():
+    """`{split: (uint8 [N, 32, 32, 3], int32 [N])}` for the fixed digits split."""
+    from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
+    from sklearn.model_selection import train_test_split  # pylint: disable=import-outside-toplevel
+
+    digits = load_digits()
+    images = digits.images.astype(np.float32) * (255.0 / 16.0)  # 17 gray levels, 0..16.
+    images = tf.image.resize(images[..., None], [DIGITS_IMAGE_SIZE] * 2, method="bilinear")
+    images = np.clip(np.round(images.numpy()), 0, 255).astype(np.uint8)
+    images = np.repeat(images, 3, axis=-1)
+    labels = digits.target.astype(np.int32)
+    train_idx, test_idx = train_test_split(
+        np.arange(len(labels)), test_size=DIGITS_TEST_FRACTION, stratify=labels,
+        random_state=DIGITS_SPLIT_SEED)
+    return {"train": (images[train_idx], labels[train_idx]),
+            "test": (images[test_idx], labels[test_idx])}
+
+
+def _load_digits(split):
+    arrays = _digits_arrays()
+    if split not in arrays:
+        raise ValueError(f"`split` must be 'train' or 'test' for digits. Received: split={split!r}")
+    images, labels = arrays[split]
+    info = DatasetInfo(
+        name="digits", num_classes=10, image_shape=(DIGITS_IMAGE_SIZE, DIGITS_IMAGE_SIZE, 3),
+        split_sizes={k: len(v[1]) for k, v in arrays.items()},
+        class_names=tuple(str(d) for d in range(10)))
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    return Source(dataset=dataset, num_examples=len(labels), info=info, split=split)
+
+
+# --- TFDS -------------------------------------------------------------------------------
+
+
+def _load_tfds(name, split, data_dir):
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
+    try:
+        # Builders are code: constructing one reads nothing from the network (try_gcs=False).
+        builder = tfds.builder(name, data_dir=data_dir, try_gcs=False)
+    except tfds.core.DatasetNotFoundError as error:
+        raise ValueError(
+            f"No data source named {name!r}: it is neither 'digits', 'folder:PATH', nor a "
+            f"TFDS data set (see `tfds.list_builders()`). Received: name={name!r}") from error
+    if not builder.is_prepared():
+        raise FileNotFoundError(
+            f"TFDS data set {name!r} is not prepared: looked for it in {builder.data_dir!r} "
+            f"(data_dir={data_dir!r}). supcon never downloads data. Prepare it on a machine "
+            f"with network access with `tfds build {name} --data_dir=DIR` (or "
+            f"`tfds.builder({name!r}, data_dir=DIR).download_and_prepare()`; imagenet2012 "
+            "needs the ILSVRC2012 tar files in DIR/downloads/manual first), copy DIR here "
+            "and pass --data_dir=DIR. The offline default is `digits`.")
+    info = builder.info
+    if info.supervised_keys is None or len(info.supervised_keys) != 2:
+        raise ValueError(f"TFDS data set {name!r} has no (image, label) supervised keys. "
+                         f"Received: name={name!r}")
+    image_key, label_key = info.supervised_keys
+    image_feature, label_feature = info.features[image_key], info.features[label_key]
+    if len(image_feature.shape) != 3 or image_feature.shape[-1] not in (1, 3):
+        raise ValueError(f"TFDS data set {name!r} is not an image classification set with "
+                         f"[H, W, 1 or 3] images. Received: name={name!r} with image shape "
+                         f"{image_feature.shape}")
+    split_sizes = {key: value.num_examples for key, value in info.splits.items()}
+    try:
+        num_examples = info.splits[split].num_examples
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"TFDS data set {name!r} has splits {sorted(split_sizes)}. "
+                         f"Received: split={split!r}") from error
+    dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    dataset = dataset.map(_standardize_example, num_parallel_calls=tf.data.AUTOTUNE)
+    height, width = image_feature.shape[:2]
+    info_out = DatasetInfo(
+        name=name, num_classes=label_feature.num_classes, image_shape=(height, width, 3),
+        split_sizes=split_sizes, class_names=tuple(getattr(label_feature, "names", ()) or ()))
+    return Source(dataset=dataset, num_examples=num_examples, info=info_out, split=split)
+
+
+def _standardize_example(image, label):
+    """uint8 RGB `[H, W, 3]` and an int32 label."""
+    image = tf.cast(image, tf.uint8)
+    if image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    return image, tf.cast(label, tf.int32)
+
+
+# --- image folders ----------------------------------------------------------------------
+
+
+def _class_files(root):
+    """`{class name: [image paths]}` for the class subfolders of `root` (sorted)."""
+    classes = {}
+    for entry in sorted(os.listdir(root)):
+        directory = os.path.join(root, entry)
+        if not os.path.isdir(directory):
+            continue
+        files = []
+        for parent, _, names in sorted(os.walk(directory)):
+            files.extend(os.path.join(parent, n) for n in sorted(names)
+                         if n.lower().endswith(IMAGE_EXTENSIONS))
+        classes[entry] = files
+    return classes
+
+
+def _readable(path):
+    """The `(height, width)` of a readable image file, or `None` when it is corrupt."""
+    from PIL import Image  # pylint: disable=import-outside-toplevel
+
+    try:
+        with Image.open(path) as image:
+            size = image.size
+            image.verify()  # Structure and checksums; cheaper than a full decode.
+        return size[1], size[0]
+    except Exception:  # pylint: disable=broad-except  # Any failure means "skip this file".
+        return None
+
+
+def _split_folder(root, seed):
+    """`({split: [(path, label)]}, class names)` for a class folder tree."""
+    if all(os.path.isdir(os.path.join(root, s)) for s in ("train", "test")):
+        train = _class_files(os.path.join(root, "train"))
+        test = _class_files(os.path.join(root, "test"))
+        names = sorted(train)
+        unknown = sorted(set(test) - set(train))
+        if unknown:
+            raise ValueError(f"Classes {unknown} of {root}/test are missing from {root}/train. "
+                             f"Received: name={FOLDER_PREFIX}{root}")
+        splits = {split: [(path, names.index(c)) for c in sorted(files) for path in files[c]]
+                  for split, files in (("train", train), ("test", test))}
+        return splits, names
+    classes = _class_files(root)
+    names = sorted(classes)
+    rng = np.random.default_rng(seed)
+    splits = {"train": [], "test": []}
+    for label, name in enumerate(names):
+        files = list(classes[name])
+        order = rng.permutation(len(files))
+        num_test = int(round(FOLDER_TEST_FRACTION * len(files)))
+        for rank, index in enumerate(order):
+            splits["test" if rank < num_test else "train"].append((files[index], label))
+    for split in splits:
+        splits[split].sort()
+    return splits, names
+
+
+def _load_folder(name, split, seed):
+    root = os.path.expanduser(name[len(FOLDER_PREFIX):])
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"Image folder {root!r} does not exist. Received: name={name!r}")
+    if split not in ("train", "test"):
+        raise ValueError(
+            f"`split` must be 'train' or 'test' for folders. Received: split={split!r}")
+    splits, class_names = _split_folder(root, seed)
+    counts = {c: 0 for c in range(len(class_names))}
+    for path_labels in splits.values():
+        for _, label in path_labels:
+            counts[label] += 1
+    non_empty = [class_names[c] for c, n in counts.items() if n]
+    if not non_empty:
+        raise ValueError(f"Image folder {root!r} holds no class subfolder with "
+                         f"{'/'.join(IMAGE_EXTENSIONS)} files. Received: name={name!r}")
+    if len(non_empty) < 2:
+        raise ValueError(f"Image folder {root!r} has one class ({non_empty[0]!r}); "
+                         f"classification needs at least two. Received: name={name!r}")
+
+    files, labels, sizes, skipped = [], [], set(), []
+    for path, label in splits[split]:
+        size = _readable(path)
+        if size is None:
+            skipped.append(path)
+            continue
+        files.append(path)
+        labels.append(label)
+        sizes.add(size)
+    if skipped:
+        examples = ", ".join(os.path.relpath(p, root) for p in skipped[:5])
+        warnings.warn(f"Skipped {len(skipped)} unreadable image file(s) of split {split!r} "
+                      f"under {root!r}: {examples}{' ...' if len(skipped) > 5 else ''}",
+                      stacklevel=3)
+    if not files:
+        raise ValueError(f"Split {split!r} of image folder {root!r} has no readable images. "
+                         f"Received: name={name!r}")
+    height, width = sizes.pop() if len(sizes) == 1 else (None, None)  # None: sizes vary.
+    split_sizes = {s: len(v) for s, v in splits.items()}
+    split_sizes[split] = len(files)  # Only this split's files were checked.
+    info = DatasetInfo(name=name, num_classes=len(class_names), image_shape=(height, width, 3),
+                       split_sizes=split_sizes, class_names=tuple(class_names))
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(files), tf.constant(labels, tf.int32)))
+    dataset = dataset.map(_decode_file, num_parallel_calls=tf.data.AUTOTUNE)
+    # A file Pillow accepted but TF cannot decode is dropped here instead of failing.
+    dataset = dataset.ignore_errors(log_warning=True)
+    return Source(dataset=dataset, num_examples=len(files), info=info, split=split)
+
+
+def _decode_file(path, label):
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    return tf.ensure_shape(image, [None, None, 3]), label

@@ -1,0 +1,225 @@
+"""The multi-view training step shared by `SupConModel` and `CrossEntropyModel`.
+
+Both models take a batch of views `[B, V, H, W, C]` (or a tuple of V batches
+`[B, H, W, C]`, or a plain batch `[B, H, W, C]` meaning V=1), fold the views into the
+batch for a single encoder pass, and return a dict of outputs. They share one
+`train_step`/`test_step` here so the two trainers cannot drift apart; each model only
+says how its outputs turn into a loss (`compute_loss`) and which extra metrics it keeps.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+def fold_views(inputs):
+    """Folds views into the batch axis.
+
+    Args:
+        inputs: float `[B, V, H, W, C]`, a tuple/list of V tensors `[B, H, W, C]`, or
+            `[B, H, W, C]`.
+
+    Returns:
+        `(images, num_views)`: images `[B * V, H, W, C]` ordered sample-major (all views
+        of sample 0 first), and `num_views` (python int), or None when `inputs` was a
+        plain `[B, H, W, C]` batch (which is then returned unchanged).
+    """
+    if isinstance(inputs, dict):
+        raise TypeError(
+            "Inputs must be images [B, H, W, C], views [B, V, H, W, C] or a tuple of V image "
+            f"batches, not a dict. Received: inputs with keys={sorted(inputs)}"
+        )
+    if isinstance(inputs, (tuple, list)):
+        if not inputs:
+            raise ValueError("A tuple of views must hold at least one batch. Received: inputs=()")
+        views = [ops.convert_to_tensor(v) for v in inputs]
+        if any(len(v.shape) != 4 for v in views):
+            raise ValueError(
+                "Each view in a tuple of views must be [B, H, W, C]. "
+                f"Received: shapes={[tuple(v.shape) for v in views]}"
+            )
+        return _merge_leading(ops.stack(views, axis=1)), len(views)
+    inputs = ops.convert_to_tensor(inputs)
+    rank = len(inputs.shape)
+    if rank == 4:
+        return inputs, None
+    if rank == 5:
+        if inputs.shape[1] is None:
+            raise ValueError(f"The number of views (axis 1) must be static. Received: shape={tuple(inputs.shape)}")
+        return _merge_leading(inputs), int(inputs.shape[1])
+    raise ValueError(
+        "Inputs must be images [B, H, W, C] or views [B, V, H, W, C]. "
+        f"Received: inputs with rank {rank} and shape={tuple(inputs.shape)}"
+    )
+
+
+def _merge_leading(x):
+    shape = ops.shape(x)
+    return ops.reshape(x, (-1,) + tuple(shape[2:]))
+
+
+def unfold(x, num_views):
+    """Inverse of `fold_views` for per-image outputs: `[B * V, ...]` -> `[B, V, ...]`."""
+    if num_views is None:
+        return x
+    return ops.reshape(x, (-1, num_views) + tuple(x.shape[1:]))
+
+
+def flatten_views(x, num_dims):
+    """`[B, V, ...]` or `[B, ...]` model outputs -> `[B * V, ...]` (`num_dims`: trailing dims)."""
+    if len(x.shape) == num_dims + 2:
+        return _merge_leading(x)
+    return x
+
+
+def per_view_targets(y, num_views, num_classes):
+    """Class distributions for every folded image.
+
+    Args:
+        y: int class ids `[B]`, or float distributions / one-hot `[B, C]` or `[B, V, C]`.
+        num_views: int or None (plain batch, V=1).
+        num_classes: int C.
+
+    Returns:
+        float32 `[B * V, C]`: one-hot rows for class ids, the distribution of the matching
+        view for `[B, V, C]`, the sample's distribution repeated for `[B, C]`.
+    """
+    y = ops.convert_to_tensor(y)
+    v = num_views or 1
+    if len(y.shape) == 1 or (len(y.shape) == 2 and y.shape[-1] == 1 and num_classes != 1):
+        ids = ops.cast(ops.reshape(y, (-1,)), "int32")
+        y = ops.one_hot(ids, num_classes, dtype="float32")
+    else:
+        y = ops.cast(y, "float32")
+    if len(y.shape) == 3:
+        if y.shape[1] is not None and y.shape[1] != v:
+            raise ValueError(
+                f"Label distributions [B, V, C] must have V={v} views like the inputs. Received: shape={tuple(y.shape)}"
+            )
+        y = _merge_leading(y)
+    elif v > 1:
+        y = ops.repeat(y, v, axis=0)
+    if y.shape[-1] is not None and y.shape[-1] != num_classes:
+        raise ValueError(
+            f"Label distributions must have num_classes={num_classes} columns. Received: shape={tuple(y.shape)}"
+        )
+    return y
+
+
+def per_view_class_ids(y, num_views):
+    """int32 class ids `[B * V]` for every folded image (argmax of distributions)."""
+    y = ops.convert_to_tensor(y)
+    v = num_views or 1
+    if len(y.shape) == 1 or (len(y.shape) == 2 and y.shape[-1] == 1):
+        ids = ops.cast(ops.reshape(y, (-1,)), "int32")
+    else:
+        ids = ops.cast(ops.argmax(y, axis=-1), "int32")
+        if len(ids.shape) == 2:
+            return ops.reshape(ids, (-1,))
+    return ops.repeat(ids, v, axis=0) if v > 1 else ids
+
+
+def repeat_sample_weight(sample_weight, num_views):
+    if sample_weight is None or not num_views or num_views == 1:
+        return sample_weight
+    return ops.repeat(ops.convert_to_tensor(sample_weight), num_views, axis=0)
+
+
+def num_replicas():
+    """Replicas in sync of the current `tf.distribute` strategy (1 outside one)."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _input_kind(x):
+    """Rank of the model inputs in `x` (arrays or a tf.data.Dataset), ("tuple", V), or None."""
+    if isinstance(x, tf.data.Dataset):
+        x = x.element_spec
+        if isinstance(x, tuple):
+            x = x[0]
+    if isinstance(x, (tuple, list)):
+        return ("tuple", len(x))
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        return None
+    try:
+        return len(shape)
+    except (TypeError, ValueError):
+        return None
+
+
+class MultiViewModel(keras.Model):
+    """Base: explicit Keras-3 train/test steps for models whose outputs are dicts.
+
+    Subclasses implement `call(inputs, training)` returning a dict, `compute_loss(x, y,
+    y_pred, sample_weight, training)` and `_update_extra_metrics(y, y_pred,
+    sample_weight)`, and list their extra metric objects in `_extra_metrics`.
+
+    The step mirrors Keras' own TensorFlow `train_step`: the loss from `compute_loss`
+    is a per-replica share (Keras mean losses divide by `num_replicas_in_sync`), so it
+    is multiplied back only for the `loss` metric; `optimizer.scale_loss` and
+    `optimizer.apply` make mixed-float16 loss scaling work unchanged.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._loss_metric = keras.metrics.Mean(name="loss")
+        self._traced_input_kinds = {}
+
+    # Keras traces its step functions with `reduce_retracing=True`: after seeing images
+    # [B, H, W, C] and then views [B, V, H, W, C] it relaxes the input to an unknown rank,
+    # and the views can no longer be folded. So a step function is re-made when the kind
+    # of input (rank, or tuple of V views) changes between calls; same-kind calls reuse it.
+    def _refresh_step_function(self, attribute, x):
+        kind = _input_kind(x)
+        if kind is None:
+            return
+        if self._traced_input_kinds.get(attribute, kind) != kind:
+            setattr(self, attribute, None)
+        self._traced_input_kinds[attribute] = kind
+
+    def fit(self, x=None, *args, **kwargs):
+        self._refresh_step_function("train_function", x)
+        return super().fit(x, *args, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        self._refresh_step_function("test_function", x)
+        return super().evaluate(x, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._refresh_step_function("predict_function", x)
+        return super().predict(x, *args, **kwargs)
+
+    @property
+    def _extra_metrics(self):
+        return []
+
+    @property
+    def metrics(self):
+        return [self._loss_metric] + list(self._extra_metrics)
+
+    def _update_extra_metrics(self, y, y_pred, sample_weight):
+        del y, y_pred, sample_weight
+
+    def _step(self, data, training):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if training:
+            with tf.GradientTape() as tape:
+                y_pred = self(x, training=True)
+                loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+                # Mixed float16: the LossScaleOptimizer multiplies here and unscales in `apply`.
+                scaled_loss = self.optimizer.scale_loss(loss)
+            weights = self.trainable_weights
+            self.optimizer.apply(tape.gradient(scaled_loss, weights), weights)
+        else:
+            y_pred = self(x, training=False)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+        batch_size = ops.shape(tf.nest.flatten(x)[0])[0]
+        self._loss_metric.update_state(loss * ops.cast(num_replicas(), loss.dtype), sample_weight=batch_size)
+        self._update_extra_metrics(y, y_pred, sample_weight)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        return self._step(data, training=True)
+
+    def test_step(self, data):
+        return self._step(data, training=False)

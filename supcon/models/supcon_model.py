@@ -1,0 +1,222 @@
+"""`SupConModel`: encoder + projection head (+ classifier) trained with `model.fit`.
+
+Khosla et al. 2020 (arXiv 2004.11362) §3: "Enc(.)" gives `r`, "Proj(.)" gives the
+normalized `z` fed to the supervised contrastive loss (Eq. 2, `L^sup_out`). The loss
+comes from `compile`, so one model trains SupCon (`supcon.losses.SupConLoss`), SimCLR
+(`SimCLRLoss`, labels ignored) or GenSCL (`GenSCLLoss`, label distributions).
+"""
+
+import keras
+from keras import ops
+
+from supcon import losses as supcon_losses
+from supcon.models import _multiview
+from supcon.models.heads import ClassifierHead
+from supcon.models.heads import ProjectionHead
+
+
+@keras.saving.register_keras_serializable(package="supcon")
+class SupConModel(_multiview.MultiViewModel):
+    """Contrastive model: `encoder` -> `projection_head`, plus an optional classifier.
+
+    Training data is `(views, labels)`: views float32 `[B, V, H, W, 3]` in [0, 255] (or a
+    tuple of V batches `[B, H, W, 3]`, or `[B, H, W, 3]` for V=1); labels int class ids
+    `[B]` (SupCon), anything or nothing (SimCLR; without labels every sample is its own
+    class, which makes SupCon equal SimCLR), or float label distributions `[B, C]` /
+    `[B, V, C]` (GenSCL, MixUp/CutMix). The views are folded into the batch so the encoder
+    runs once on `[B * V, H, W, 3]`; the projections are unfolded to `[B, V, D]` for the
+    loss (Eq. 2 sums over all `2N` views of the multiviewed batch).
+
+    Optional classifier (`num_classes`): a `ClassifierHead` trained at the same time.
+      * `ce_weight=0` (default): the paper's reference one-stage setup. The head sees
+        `stop_gradient(embedding)`; its cross-entropy is added to the loss but only
+        trains the head, never the encoder.
+      * `ce_weight>0`: no stop-gradient; `ce_weight * cross_entropy` is added to the
+        contrastive loss and trains the encoder too (a hybrid objective, not the paper's).
+    With label distributions the classifier is trained with the soft cross-entropy
+    against the distribution of each view (exact for MixUp/CutMix targets), and
+    `accuracy` compares the argmax of the logits with the argmax of the distribution.
+
+    Metrics reported by `fit`/`evaluate`:
+      * `loss`: the total loss (contrastive + classifier cross-entropy + regularizers).
+      * `accuracy`: classifier accuracy (only with `num_classes`).
+      * `positive_similarity` / `negative_similarity`: mean cosine similarity of the
+        projections over positive / negative pairs of the (per-replica) batch, self-pairs
+        excluded. Positives are pairs of the same class (argmax for distributions, all
+        views), or of the same sample for `SimCLRLoss` or without labels. Collapse shows
+        up first as `negative_similarity` rising towards `positive_similarity`.
+
+    Outputs (`call`/`predict`): a dict with `embedding` `[N, F]`, `projection` `[N, D]`,
+    and with a classifier `logits` and `probabilities` `[N, C]`, all float32; for views
+    input every entry gets a view axis (`[B, V, ...]`). No entry is ever None.
+
+    Args:
+        encoder: a `keras.Model` mapping images `[N, H, W, 3]` to embeddings `[N, F]`
+            (e.g. `supcon.models.resnet(...)`), available as `model.encoder`.
+        projection_head: a layer mapping `[N, F]` to normalized `[N, D]`; default
+            `ProjectionHead()` (2048 -> 128 MLP, the paper's).
+        num_classes: optional int, adds a `ClassifierHead(num_classes)`. Default None.
+        ce_weight: float >= 0, see above; requires `num_classes` when > 0. Default 0.
+        classifier_normalize: bool, L2-normalize the embedding fed to the classifier.
+            Default False.
+        **kwargs: `keras.Model` arguments (`name`, ...).
+
+    Example:
+        >>> import supcon
+        >>> encoder = supcon.models.resnet(18, stem="cifar", width_multiplier=0.125, input_shape=(16, 16, 3))
+        >>> model = SupConModel(encoder, ProjectionHead(dims=(32, 8)), num_classes=3)
+        >>> model.compile(optimizer="sgd", loss=supcon.losses.SupConLoss(temperature=0.1))
+        >>> views = keras.random.uniform((4, 2, 16, 16, 3), maxval=255.0, seed=0)
+        >>> history = model.fit(views, keras.ops.array([0, 1, 2, 0]), epochs=1, verbose=0)
+        >>> sorted(model.predict(views[:, 0], verbose=0))
+        ['embedding', 'logits', 'probabilities', 'projection']
+    """
+
+    def __init__(
+        self,
+        encoder,
+        projection_head=None,
+        num_classes=None,
+        *,
+        ce_weight=0.0,
+        classifier_normalize=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(encoder, keras.Model):
+            raise TypeError(f"`encoder` must be a keras.Model. Received: encoder={encoder!r}")
+        if len(encoder.output_shape) != 2 or encoder.output_shape[-1] is None:
+            raise ValueError(
+                "`encoder` must map images to embeddings [N, F] with a known F. "
+                f"Received: encoder.output_shape={encoder.output_shape}"
+            )
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0
+        ):
+            raise ValueError(f"`num_classes` must be a positive int or None. Received: num_classes={num_classes!r}")
+        if isinstance(ce_weight, bool) or not isinstance(ce_weight, (int, float)) or ce_weight < 0:
+            raise ValueError(f"`ce_weight` must be a number >= 0. Received: ce_weight={ce_weight!r}")
+        if ce_weight > 0 and num_classes is None:
+            raise ValueError(f"`ce_weight` > 0 needs a classifier: pass `num_classes`. Received: ce_weight={ce_weight!r}")
+        self.encoder = encoder
+        self.projection_head = projection_head if projection_head is not None else ProjectionHead()
+        self.num_classes = num_classes
+        self.ce_weight = float(ce_weight)
+        self.classifier_normalize = bool(classifier_normalize)
+        self.classifier_head = None
+        if num_classes is not None:
+            self.classifier_head = ClassifierHead(
+                num_classes, normalize=classifier_normalize, stop_gradient=self.ce_weight == 0, name="classifier_head"
+            )
+        self._pos_metric = keras.metrics.Mean(name="positive_similarity")
+        self._neg_metric = keras.metrics.Mean(name="negative_similarity")
+        self._accuracy_metric = keras.metrics.CategoricalAccuracy(name="accuracy") if num_classes else None
+        # Everything is built now (the encoder is functional), so `count_params`, saving
+        # and loading work before the first call.
+        embedding_shape = tuple(encoder.output_shape)
+        if not self.projection_head.built:
+            self.projection_head.build(embedding_shape)
+        if self.classifier_head is not None:
+            self.classifier_head.build(embedding_shape)
+        self.built = True
+
+    @property
+    def _extra_metrics(self):
+        extra = [self._accuracy_metric] if self._accuracy_metric is not None else []
+        return extra + [self._pos_metric, self._neg_metric]
+
+    def call(self, inputs, training=False):
+        images, num_views = _multiview.fold_views(inputs)
+        embedding = self.encoder(images, training=training)
+        outputs = {"embedding": embedding, "projection": self.projection_head(embedding, training=training)}
+        if self.classifier_head is not None:
+            logits = self.classifier_head(embedding)
+            outputs["logits"] = logits
+            outputs["probabilities"] = ops.softmax(logits, axis=-1)
+        outputs["embedding"] = ops.cast(embedding, "float32")
+        return {k: _multiview.unfold(v, num_views) for k, v in outputs.items()}
+
+    def _features(self, y_pred):
+        features = y_pred["projection"]
+        if len(features.shape) == 2:  # A plain batch is one view per sample.
+            features = ops.expand_dims(features, 1)
+        return features
+
+    def _ignores_labels(self):
+        return isinstance(getattr(self, "loss", None), supcon_losses.SimCLRLoss)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Contrastive loss of the projections (+ classifier cross-entropy, + regularizers).
+
+        Args:
+            x: the inputs (unused).
+            y: labels: int `[B]`, float distributions `[B, C]`/`[B, V, C]`, or None.
+            y_pred: the dict returned by `call`.
+            sample_weight: optional float `[B]`.
+            training: bool.
+
+        Returns:
+            float32 scalar: this replica's share of the loss (Keras convention).
+        """
+        features = self._features(y_pred)
+        labels = y
+        if labels is None:
+            if isinstance(getattr(self, "loss", None), supcon_losses.GenSCLLoss):
+                raise ValueError("GenSCLLoss needs label distributions: the data must be (views, labels). Received: y=None")
+            # Every sample its own class: SupCon reduces to SimCLR (Khosla et al. §3.2.2).
+            labels = ops.arange(ops.shape(features)[0], dtype="int32")
+        total = super().compute_loss(x=x, y=labels, y_pred=features, sample_weight=sample_weight, training=training)
+        total = ops.cast(total, "float32")
+        if self.classifier_head is not None:
+            if y is None:
+                raise ValueError("A SupConModel with `num_classes` needs labels to train its classifier. Received: y=None")
+            num_views = features.shape[1]
+            targets = _multiview.per_view_targets(y, num_views, self.num_classes)
+            logits = _multiview.flatten_views(y_pred["logits"], 1)
+            cross_entropy = keras.losses.CategoricalCrossentropy(from_logits=True)(
+                targets, logits, sample_weight=_multiview.repeat_sample_weight(sample_weight, num_views)
+            )
+            total = total + (self.ce_weight or 1.0) * cross_entropy
+        return total
+
+    def _update_extra_metrics(self, y, y_pred, sample_weight):
+        features = self._features(y_pred)
+        num_views = features.shape[1]
+        flat = ops.reshape(features, (-1, features.shape[-1]))
+        n = ops.shape(flat)[0]
+        if y is None or self._ignores_labels():
+            ids = ops.repeat(ops.arange(n // num_views), num_views, axis=0)
+        else:
+            ids = _multiview.per_view_class_ids(y, num_views)
+        similarity = ops.matmul(flat, ops.transpose(flat))
+        not_self = 1.0 - ops.eye(n, dtype="float32")
+        same = ops.cast(ops.equal(ids[:, None], ids[None, :]), "float32")
+        self._pos_metric.update_state(similarity, sample_weight=same * not_self)
+        self._neg_metric.update_state(similarity, sample_weight=1.0 - same)
+        if self._accuracy_metric is not None and y is not None:
+            targets = _multiview.per_view_targets(y, num_views, self.num_classes)
+            self._accuracy_metric.update_state(
+                targets,
+                _multiview.flatten_views(y_pred["logits"], 1),
+                sample_weight=_multiview.repeat_sample_weight(sample_weight, num_views),
+            )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "projection_head": keras.saving.serialize_keras_object(self.projection_head),
+                "num_classes": self.num_classes,
+                "ce_weight": self.ce_weight,
+                "classifier_normalize": self.classifier_normalize,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        config["projection_head"] = keras.saving.deserialize_keras_object(config["projection_head"])
+        return cls(**config)

@@ -1,0 +1,88 @@
+"""`TrainConfig`: every setting of a training run, with the defaults of the main job.
+
+The field names are the `train.py` flag names and the keys of `run_config.json`; `supcon/flags.py`
+takes its defaults from here, so each default is written once. The defaults are the main job:
+SupCon on the embedded `digits` data with a quarter-width ResNet-18 (CIFAR stem), sized to finish
+in a few minutes on 2 CPU cores.
+"""
+
+import dataclasses
+
+METHODS = ("supcon", "simclr", "genscl", "ce")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one run (see `flags.md` for each field's meaning)."""
+
+    # Data.
+    dataset: str = "digits"
+    data_dir: str | None = None
+    image_size: int = 0
+    views: int = 2
+    # The digits main job trains on un-augmented views (SimAugment's crops and color jitter on
+    # 8x8-pixel digits upsampled to 32x32 slow SupCon down past the 5-minute budget); the
+    # configs/ recipes set the paper's policies.
+    augmentation: str = "none"
+    crop_min_scale: float = 0.08
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    # Method and encoder.
+    method: str = "supcon"
+    depth: int = 18
+    resnet_version: str = "v1"
+    width_multiplier: float = 0.25
+    stem: str = "cifar"
+    synchronized_bn: bool = False
+    head_dims: tuple = (128, 64)
+    head_batch_norm: bool = False
+    online_classifier: bool = True
+    # Loss. Khosla et al. §4: τ = 0.1 (supcon.losses.PAPER_TEMPERATURE).
+    temperature: float = 0.1
+    base_temperature: float | None = None
+    contrast_mode: str = "all"
+    summation: str = "outside"
+    denominator: str = "all"
+    positives_cap: int | None = None
+    loss_block_size: int | None = None
+    teacher: str | None = None
+    teacher_weight: float = 0.5
+    label_smoothing: float = 0.0
+    # Optimization.
+    batch_size: int = 32
+    epochs: int = 5
+    steps_per_epoch: int = 0
+    optimizer: str = "sgd"
+    learning_rate: float = 1.0
+    momentum: float = 0.9
+    lars_eta: float = 0.001
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    lr_schedule: str = "cosine"
+    lr_decay_rate: float = 0.1
+    lr_epochs_per_decay: float = 30.0
+    lr_boundaries: tuple = ()
+    # Linear evaluation (stage 2).
+    linear_epochs: int = 8
+    linear_optimizer: str = "adam"
+    linear_batch_size: int = 128
+    linear_learning_rate: float = 0.2
+    # Run, distribution and fault tolerance.
+    model_dir: str = "runs/digits_supcon"
+    overwrite: bool = False
+    strategy: str = "auto"
+    tpu: str | None = None
+    precision: str = "float32"
+    seed: int = 0
+    deterministic: bool = True
+    steps_per_execution: int = 1
+    checkpoint_steps: int = 100
+    keep_checkpoints: int = 3
+    verbose: int = 1
+
+    def to_json(self):
+        """The settings as a JSON-compatible dict (tuples become lists)."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }

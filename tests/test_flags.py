@@ -1,0 +1,80 @@
+"""Flags: flags.md is fresh, every recipe parses, bad values fail naming the flag and the choices."""
+
+import glob
+import os
+
+import pytest
+from absl import flags
+
+from supcon import flags as supcon_flags
+from supcon.training import TrainConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS = flags.FLAGS
+
+
+@pytest.fixture
+def parse(monkeypatch):
+    monkeypatch.chdir(ROOT)  # Recipes include each other by repo-relative paths.
+
+    def _parse(*argv):
+        FLAGS.unparse_flags()
+        FLAGS(["train.py", *argv])
+        return supcon_flags.config_from_flags()
+
+    yield _parse
+    FLAGS.unparse_flags()
+
+
+def test_flags_md_is_fresh():
+    with open(os.path.join(ROOT, "flags.md"), encoding="utf-8") as f:
+        assert f.read() == supcon_flags.markdown(), "flags.md is stale: run `make flags`."
+
+
+def test_defaults_are_the_config_defaults(parse):
+    assert parse() == TrainConfig()
+
+
+def test_every_flag_is_a_config_field_and_documented():
+    names = [n for _, section in supcon_flags._SECTIONS for n in section]  # noqa: SLF001
+    assert sorted(names) == sorted(TrainConfig.__dataclass_fields__)
+    text = supcon_flags.markdown()
+    assert all(f"`--{n}`" in text for n in names)
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.flags"))))
+def test_recipes_parse(parse, path):
+    config = parse(f"--flagfile={os.path.relpath(path, ROOT)}")
+    assert config.dataset != "digits"
+    with open(path, encoding="utf-8") as f:
+        assert f.readline().startswith("#"), "each recipe says where its numbers come from"
+
+
+def test_recipe_values(parse):
+    config = parse("--flagfile=configs/supcon_imagenet_resnet200.flags")
+    assert (config.depth, config.epochs, config.batch_size, config.optimizer) == (200, 700, 6144, "lars")
+    assert config.augmentation == "stacked_randaugment" and config.temperature == 0.1
+    assert parse("--flagfile=configs/simclr_cifar10.flags").temperature == 0.5
+    assert parse("--head_dims=64,32", "--lr_boundaries=5,8", "--lr_schedule=piecewise").head_dims == (64, 32)
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--method=byol"], "--method.*supcon\\|simclr\\|genscl\\|ce|method.*one of"),
+        (["--optimizer=adagrad"], "optimizer"),
+        (["--batch_size=0"], "batch_size"),
+        (["--temperature=0"], "temperature"),
+        (["--epochs=3", "--warmup_epochs=5"], "--warmup_epochs must be smaller than --epochs"),
+        (["--mixup=1.0"], "--method=genscl or ce"),
+        (["--teacher=/tmp/t"], "--teacher"),
+        (["--head_dims=64,x"], "--head_dims"),
+        (["--lr_schedule=piecewise"], "--lr_boundaries"),
+        (["--tpu=grpc://x:1"], "--strategy=tpu"),
+        (["--augmentation=cutout"], "augmentation"),
+        (["--precision=float16"], "precision"),
+    ],
+)
+def test_bad_values_fail_while_parsing(parse, argv, needle):
+    with pytest.raises(flags.Error, match=needle):
+        parse(*argv)

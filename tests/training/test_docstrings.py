@@ -1,0 +1,14 @@
+"""The `Example:` sections of the training modules' docstrings run."""
+
+import doctest
+
+import pytest
+
+from supcon.training import checkpointing, lars, optimizers, precision, schedules, strategy
+
+
+@pytest.mark.parametrize("module", [checkpointing, lars, optimizers, precision, schedules, strategy],
+                         ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
