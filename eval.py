@@ -3,16 +3,17 @@
   python eval.py --model_dir=runs/supcon            # report in runs/supcon/eval/
   python eval.py --compare runs/supcon runs/ce --output_dir=runs/report
 
-Flags: supcon/evaluation/flags.py. The work: supcon.evaluation.evaluate_run.
+Flags: flags.md (defined in supcon/flags.py). The work: supcon.evaluation.evaluate_run.
 """
 
 import sys
 
-from absl import app
+from absl import app, flags
 
-from supcon.evaluation import flags as eval_flags
+from supcon import flags as supcon_flags
 
-FLAGS = eval_flags.FLAGS
+supcon_flags.define_eval_flags()
+FLAGS = flags.FLAGS
 
 
 def main(argv):

@@ -1,9 +1,14 @@
-"""Every `train.py` flag, its validation, and `flags.md` (`python -m supcon.flags --markdown`).
+"""Every flag of `train.py` and `eval.py`, its validation, and `flags.md`.
 
-This is the only library module that touches absl `FLAGS` (besides the entry points `train.py`
-and `eval.py`): it turns parsed flags into a `supcon.training.TrainConfig`, whose field names are
-the flag names. Bad values fail while the flags are parsed, before any work starts, with the flag's
-name and the allowed values.
+This is the only library module that touches absl flags (besides the entry points `train.py` and
+`eval.py`). Nothing is defined at import: `train.py` calls `define_train_flags()` and `eval.py`
+calls `define_eval_flags()`, so the two scripts can share flag names (`--dataset`, `--seed`, ...)
+with their own meanings, and tests can define either set into a fresh `absl.flags.FlagValues`.
+`train_config()` turns parsed training flags into a `supcon.training.TrainConfig`, whose field
+names are the flag names. Bad values fail while the flags are parsed, before any work starts,
+with the flag's name and the allowed values.
+
+`python -m supcon.flags --markdown > flags.md` (`make flags`) writes the reference of both.
 """
 
 import dataclasses
@@ -12,142 +17,41 @@ import sys
 from absl import flags
 
 from supcon.data.augment import AUGMENTATIONS
-from supcon.training import lars, optimizers, precision, schedules, strategy
+from supcon.training import optimizers, precision, schedules, strategy
 from supcon.training.config import METHODS, TrainConfig
 
 FLAGS = flags.FLAGS
 
-# (section title, [flag names]) in definition order; `markdown()` renders them.
-_SECTIONS = []
+_TRAIN_DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
 
 
-def _section(title):
-    _SECTIONS.append((title, []))
+class _Definer:
+    """Defines flags into one `FlagValues` and remembers them by section (for `flags.md`)."""
 
+    def __init__(self, flag_values):
+        self.flag_values = flag_values
+        self.sections = []  # [(title, [flag names])] in definition order.
 
-_DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
+    def section(self, title):
+        self.sections.append((title, []))
 
+    def define(self, kind, name, default, help_text, **kwargs):
+        if kind == "enum":
+            flags.DEFINE_enum(name, default, kwargs.pop("enum_values"), help_text,
+                              flag_values=self.flag_values, **kwargs)
+        else:
+            getattr(flags, f"DEFINE_{kind}")(name, default, help_text,
+                                             flag_values=self.flag_values, **kwargs)
+        self.sections[-1][1].append(name)
 
-def _define(kind, name, help_text, **kwargs):
-    """Defines `--name` with `TrainConfig`'s default for it."""
-    default = _DEFAULTS[name]
-    if isinstance(default, tuple):
-        default = [str(v) for v in default]
-    elif kind == "enum":
-        default = str(default)
-    if kind == "enum":
-        flags.DEFINE_enum(name, default, kwargs.pop("enum_values"), help_text, **kwargs)
-    else:
-        getattr(flags, f"DEFINE_{kind}")(name, default, help_text, **kwargs)
-    _SECTIONS[-1][1].append(name)
-
-
-# Paper constants for the defaults' comments live in the modules that use them
-# (supcon.losses.PAPER_TEMPERATURE, supcon.training.lars.DEFAULT_ETA, ...).
-
-_section("Data")
-_define("string", "dataset", "Dataset: `digits` (embedded, offline), any TFDS name (e.g. `cifar10`), or `folder:PATH`.")
-_define("string", "data_dir", "Where TFDS data or downloads live (TFDS default if unset).")
-_define("integer", "image_size", "Square training/eval image size in pixels; 0 keeps the dataset's own size.", lower_bound=0)
-_define("integer", "views", "Augmented views per image in the contrastive batch.", lower_bound=1)
-_define("enum", "augmentation", "Augmentation policy of the training views (Khosla et al. §4, App. B).",
-        enum_values=list(AUGMENTATIONS))
-_define("float", "crop_min_scale",
-        "Smallest area fraction of the random resized crop (paper: 0.08, SimCLR's).",
-        lower_bound=1e-3, upper_bound=1.0)
-_define("float", "mixup", "MixUp Beta(α, α) parameter; 0 disables (genscl/ce only).",
-        lower_bound=0.0)
-_define("float", "cutmix", "CutMix Beta(α, α) parameter; 0 disables (genscl/ce only).",
-        lower_bound=0.0)
-
-_section("Method and encoder")
-_define("enum", "method", "supcon: SupCon loss (Khosla et al. Eq. 2); simclr: NT-Xent; genscl: generalized "
-        "SupCon on label distributions (Kim et al. 2022); ce: cross-entropy baseline.",
-        enum_values=list(METHODS))
-_define("enum", "depth", "ResNet depth.", enum_values=["18", "34", "50", "101", "152", "200"])
-_define("enum", "resnet_version", "v1 (post-activation, the paper's) or v2 (pre-activation).",
-        enum_values=["v1", "v2"])
-_define("float", "width_multiplier", "Scales every ResNet width (1 = the paper's).",
-        lower_bound=1e-3)
-_define("enum", "stem", "imagenet: 7x7/2 conv + max-pool; cifar: 3x3/1 conv, no pool.",
-        enum_values=["cifar", "imagenet"])
-_define("boolean", "synchronized_bn", "Cross-replica batch norm (the paper on TPUs).")
-_define("list", "head_dims", "Projection head layer sizes, the last one the embedding fed to the loss "
-        "(paper: 2048,128 for ResNet-50).")
-_define("boolean", "head_batch_norm", "Batch norm in the projection head's hidden layers.")
-_define("boolean", "online_classifier", "Train a linear head on stop_gradient(embedding) during pre-training (reports `accuracy`; "
-        "never changes the encoder).")
-
-_section("Loss")
-_define("float", "temperature", "Contrastive temperature τ (paper: 0.1 SupCon, 0.5 SimCLR).",
-        lower_bound=1e-6)
-_define("float", "base_temperature", "Loss scale τ/τ_base of the reference code; unset means τ_base = τ (scale 1).",
-        lower_bound=1e-6)
-_define("enum", "contrast_mode", "all: every view is an anchor; one: only the first view.",
-        enum_values=["all", "one"])
-_define("enum", "summation", "outside: L^sup_out (Eq. 2, the paper's best); inside: L^sup_in (Eq. 3).",
-        enum_values=["outside", "inside"])
-_define("enum", "denominator", "Terms in the softmax denominator: all others, one positive, or only negatives.",
-        enum_values=["all", "one_positive", "only_negatives"])
-_define("integer", "positives_cap", "Use at most this many positives per anchor.",
-        lower_bound=1)
-_define("integer", "loss_block_size", "Compute the loss in blocks of this many anchors (memory for large batches).",
-        lower_bound=1)
-_define("string", "teacher", "GenSCL knowledge distillation: a SavedModel (from train.py's saved_model/) whose "
-        "`probabilities` are mixed into the label distributions.")
-_define("float", "teacher_weight", "Weight of the teacher's distribution in the GenSCL target (1 - weight on the labels).",
-        lower_bound=0.0, upper_bound=1.0)
-_define("float", "label_smoothing", "Label smoothing ε of the cross-entropy baseline.",
-        lower_bound=0.0, upper_bound=0.999)
-
-_section("Optimization")
-_define("integer", "batch_size", "Global batch size (split across replicas).", lower_bound=1)
-_define("integer", "epochs", "Pre-training epochs.", lower_bound=1)
-_define("integer", "steps_per_epoch",
-        "Steps per epoch; 0 means one pass over the training split (its size // batch_size).",
-        lower_bound=0)
-_define("enum", "optimizer", "Optimizer; weight decay spares BN and biases for all.",
-        enum_values=list(optimizers.OPTIMIZERS))
-_define("float", "learning_rate", "Peak learning rate per 256 images; the run uses learning_rate * batch_size / 256.",
-        lower_bound=1e-12)
-_define("float", "momentum", "Momentum of lars/sgd/nesterov/rmsprop.", lower_bound=0.0,
-        upper_bound=0.999999)
-_define("float", "lars_eta", "LARS trust coefficient η.", lower_bound=1e-12)
-_define("float", "weight_decay", "Weight decay λ (coupled L2 for lars/sgd/nesterov/rmsprop/adam, decoupled for adamw/lamb).",
-        lower_bound=0.0)
-_define("float", "warmup_epochs", "Linear warmup from 0, in epochs.", lower_bound=0.0)
-_define("enum", "lr_schedule", "Decay after warmup.", enum_values=list(schedules.SCHEDULES))
-_define("float", "lr_decay_rate", "Factor of the exponential and piecewise schedules.",
-        lower_bound=0.0, upper_bound=1.0)
-_define("float", "lr_epochs_per_decay", "Epochs between exponential decays.",
-        lower_bound=1e-6)
-_define("list", "lr_boundaries", "Epochs at which the piecewise schedule decays.")
-
-_section("Linear evaluation (stage 2)")
-_define("integer", "linear_epochs", "Epochs of the linear classifier on the frozen encoder (not for --method=ce).",
-        lower_bound=0)
-_define("enum", "linear_optimizer", "Optimizer of the linear classifier (no weight decay).",
-        enum_values=list(optimizers.OPTIMIZERS))
-_define("integer", "linear_batch_size", "Batch size of the linear classifier.", lower_bound=1)
-_define("float", "linear_learning_rate", "Linear classifier learning rate per 256 images (cosine decay to 0).", lower_bound=1e-12)
-
-_section("Run, distribution and fault tolerance")
-_define("string", "model_dir", "Run directory: checkpoints, summaries, run_config.json, models, results.")
-_define("boolean", "overwrite", "Delete a run with different settings found in --model_dir instead of refusing it.")
-_define("enum", "strategy", "auto: mirrored over all GPUs, else one device; multi_worker reads TF_CONFIG.",
-        enum_values=list(strategy.STRATEGIES))
-_define("string", "tpu", "TPU for --strategy=tpu: grpc://HOST:PORT, a name, or `local`.")
-_define("enum", "precision", "Compute dtype policy (float16 uses dynamic loss scaling; the loss stays float32).",
-        enum_values=list(precision.PRECISIONS))
-_define("integer", "seed", "Seed of the weights, the data order and the augmentations.")
-_define("boolean", "deterministic", "Deterministic TF ops, so the same seed gives the same loss curve (a bit slower).")
-_define("integer", "steps_per_execution", "Training steps per tf.function call.",
-        lower_bound=1)
-_define("integer", "checkpoint_steps", "Checkpoint every this many steps (and at every epoch end).", lower_bound=1)
-_define("integer", "keep_checkpoints", "Checkpoints kept (>= 2 keeps a fallback).",
-        lower_bound=1)
-_define("integer", "verbose", "Keras progress output: 0 silent, 1 progress bar, 2 one line "
-        "per epoch.", lower_bound=0, upper_bound=2)
+    def train(self, kind, name, help_text, **kwargs):
+        """Defines `--name` with `TrainConfig`'s default for it (each default is written once)."""
+        default = _TRAIN_DEFAULTS[name]
+        if isinstance(default, tuple):
+            default = [str(v) for v in default]
+        elif kind == "enum":
+            default = str(default)
+        self.define(kind, name, default, help_text, **kwargs)
 
 
 def _int_list(name, values, positive=True):
@@ -158,73 +62,270 @@ def _int_list(name, values, positive=True):
     return all(v > 0 for v in parsed) if positive else True
 
 
-flags.register_validator(
-    "head_dims", lambda v: len(v) >= 1 and _int_list("head_dims", v),
-    message="--head_dims must be a comma-separated list of positive integers, e.g. 512,128.")
-flags.register_validator(
-    "lr_boundaries", lambda v: _int_list("lr_boundaries", v),
-    message="--lr_boundaries must be a comma-separated list of positive epochs, e.g. 30,60,80.")
-flags.register_multi_flags_validator(
-    ["warmup_epochs", "epochs"], lambda f: f["warmup_epochs"] < f["epochs"],
-    message="--warmup_epochs must be smaller than --epochs.")
-flags.register_multi_flags_validator(
-    ["method", "mixup", "cutmix"],
-    lambda f: f["method"] in ("genscl", "ce") or (f["mixup"] == 0 and f["cutmix"] == 0),
-    message="--mixup/--cutmix make label distributions: use them with --method=genscl or ce.")
-flags.register_multi_flags_validator(
-    ["method", "teacher"], lambda f: f["teacher"] is None or f["method"] == "genscl",
-    message="--teacher (knowledge distillation) is only used by --method=genscl.")
-flags.register_multi_flags_validator(
-    ["lr_schedule", "lr_boundaries", "warmup_epochs"],
-    lambda f: f["lr_schedule"] != "piecewise" or (
-        bool(f["lr_boundaries"]) and all(float(b) > f["warmup_epochs"] for b in f["lr_boundaries"])),
-    message="--lr_schedule=piecewise needs --lr_boundaries (epochs after --warmup_epochs).")
-flags.register_multi_flags_validator(
-    ["strategy", "tpu"], lambda f: f["tpu"] is None or f["strategy"] == "tpu",
-    message="--tpu is only used with --strategy=tpu.")
+def define_train_flags(flag_values=FLAGS):
+    """Defines every `train.py` flag (one per `TrainConfig` field) and its validators.
 
-
-def config_from_flags(flag_values=FLAGS):
-    """The parsed flags as a `TrainConfig` (lists and enums converted to their types).
+    Paper constants behind the defaults live in the modules that use them
+    (`supcon.losses.PAPER_TEMPERATURE`, `supcon.training.lars.DEFAULT_ETA`, ...).
 
     Args:
-        flag_values: parsed `absl.flags.FlagValues`. Defaults to the global `FLAGS`.
+        flag_values: `absl.flags.FlagValues` to define into. Defaults to the global `FLAGS`.
+
+    Returns:
+        list of `(section title, [flag names])`, in definition order.
+    """
+    d = _Definer(flag_values)
+    d.section("Data")
+    d.train("string", "dataset", "Dataset: `digits` (embedded, offline), any TFDS name (e.g. `cifar10`), or `folder:PATH`.")
+    d.train("string", "data_dir", "Where TFDS data or downloads live (TFDS default if unset).")
+    d.train("integer", "image_size", "Square training/eval image size in pixels; 0 keeps the dataset's own size.", lower_bound=0)
+    d.train("integer", "views", "Augmented views per image in the contrastive batch.", lower_bound=1)
+    d.train("enum", "augmentation", "Augmentation policy of the training views (Khosla et al. §4, App. B).",
+            enum_values=list(AUGMENTATIONS))
+    d.train("float", "crop_min_scale",
+            "Smallest area fraction of the random resized crop (paper: 0.08, SimCLR's).",
+            lower_bound=1e-3, upper_bound=1.0)
+    d.train("float", "mixup", "MixUp Beta(α, α) parameter; 0 disables (genscl/ce only).",
+            lower_bound=0.0)
+    d.train("float", "cutmix", "CutMix Beta(α, α) parameter; 0 disables (genscl/ce only).",
+            lower_bound=0.0)
+
+    d.section("Method and encoder")
+    d.train("enum", "method", "supcon: SupCon loss (Khosla et al. Eq. 2); simclr: NT-Xent; genscl: generalized "
+            "SupCon on label distributions (Kim et al. 2022); ce: cross-entropy baseline.",
+            enum_values=list(METHODS))
+    d.train("enum", "depth", "ResNet depth.", enum_values=["18", "34", "50", "101", "152", "200"])
+    d.train("enum", "resnet_version", "v1 (post-activation, the paper's) or v2 (pre-activation).",
+            enum_values=["v1", "v2"])
+    d.train("float", "width_multiplier", "Scales every ResNet width (1 = the paper's).",
+            lower_bound=1e-3)
+    d.train("enum", "stem", "imagenet: 7x7/2 conv + max-pool; cifar: 3x3/1 conv, no pool.",
+            enum_values=["cifar", "imagenet"])
+    d.train("boolean", "synchronized_bn", "Cross-replica batch norm (the paper on TPUs).")
+    d.train("list", "head_dims", "Projection head layer sizes, the last one the embedding fed to the loss "
+            "(paper: 2048,128 for ResNet-50).")
+    d.train("boolean", "head_batch_norm", "Batch norm in the projection head's hidden layers.")
+    d.train("boolean", "online_classifier", "Train a linear head on stop_gradient(embedding) during pre-training (reports `accuracy`; "
+            "never changes the encoder).")
+
+    d.section("Loss")
+    d.train("float", "temperature", "Contrastive temperature τ (paper: 0.1 SupCon, 0.5 SimCLR).",
+            lower_bound=1e-6)
+    d.train("float", "base_temperature", "Loss scale τ/τ_base of the reference code; unset means τ_base = τ (scale 1).",
+            lower_bound=1e-6)
+    d.train("enum", "contrast_mode", "all: every view is an anchor; one: only the first view.",
+            enum_values=["all", "one"])
+    d.train("enum", "summation", "outside: L^sup_out (Eq. 2, the paper's best); inside: L^sup_in (Eq. 3).",
+            enum_values=["outside", "inside"])
+    d.train("enum", "denominator", "Terms in the softmax denominator: all others, one positive, or only negatives.",
+            enum_values=["all", "one_positive", "only_negatives"])
+    d.train("integer", "positives_cap", "Use at most this many positives per anchor.",
+            lower_bound=1)
+    d.train("integer", "loss_block_size", "Compute the loss in blocks of this many anchors (memory for large batches).",
+            lower_bound=1)
+    d.train("string", "teacher", "GenSCL knowledge distillation: a SavedModel (from train.py's saved_model/) whose "
+            "`probabilities` are mixed into the label distributions.")
+    d.train("float", "teacher_weight", "Weight of the teacher's distribution in the GenSCL target (1 - weight on the labels).",
+            lower_bound=0.0, upper_bound=1.0)
+    d.train("float", "label_smoothing", "Label smoothing ε of the cross-entropy baseline.",
+            lower_bound=0.0, upper_bound=0.999)
+
+    d.section("Optimization")
+    d.train("integer", "batch_size", "Global batch size (split across replicas).", lower_bound=1)
+    d.train("integer", "epochs", "Pre-training epochs.", lower_bound=1)
+    d.train("integer", "steps_per_epoch",
+            "Steps per epoch; 0 means one pass over the training split (its size // batch_size).",
+            lower_bound=0)
+    d.train("enum", "optimizer", "Optimizer; weight decay spares BN and biases for all.",
+            enum_values=list(optimizers.OPTIMIZERS))
+    d.train("float", "learning_rate", "Peak learning rate per 256 images; the run uses learning_rate * batch_size / 256.",
+            lower_bound=1e-12)
+    d.train("float", "momentum", "Momentum of lars/sgd/nesterov/rmsprop.", lower_bound=0.0,
+            upper_bound=0.999999)
+    d.train("float", "lars_eta", "LARS trust coefficient η.", lower_bound=1e-12)
+    d.train("float", "weight_decay", "Weight decay λ (coupled L2 for lars/sgd/nesterov/rmsprop/adam, decoupled for adamw/lamb).",
+            lower_bound=0.0)
+    d.train("float", "warmup_epochs", "Linear warmup from 0, in epochs.", lower_bound=0.0)
+    d.train("enum", "lr_schedule", "Decay after warmup.", enum_values=list(schedules.SCHEDULES))
+    d.train("float", "lr_decay_rate", "Factor of the exponential and piecewise schedules.",
+            lower_bound=0.0, upper_bound=1.0)
+    d.train("float", "lr_epochs_per_decay", "Epochs between exponential decays.",
+            lower_bound=1e-6)
+    d.train("list", "lr_boundaries", "Epochs at which the piecewise schedule decays.")
+
+    d.section("Linear evaluation (stage 2)")
+    d.train("integer", "linear_epochs", "Epochs of the linear classifier on the frozen encoder (not for --method=ce).",
+            lower_bound=0)
+    d.train("enum", "linear_optimizer", "Optimizer of the linear classifier (no weight decay).",
+            enum_values=list(optimizers.OPTIMIZERS))
+    d.train("integer", "linear_batch_size", "Batch size of the linear classifier.", lower_bound=1)
+    d.train("float", "linear_learning_rate", "Linear classifier learning rate per 256 images (cosine decay to 0).", lower_bound=1e-12)
+
+    d.section("Run, distribution and fault tolerance")
+    d.train("string", "model_dir", "Run directory: checkpoints, summaries, run_config.json, models, results.")
+    d.train("boolean", "overwrite", "Delete a run with different settings found in --model_dir instead of refusing it.")
+    d.train("enum", "strategy", "auto: mirrored over all GPUs, else one device; multi_worker reads TF_CONFIG.",
+            enum_values=list(strategy.STRATEGIES))
+    d.train("string", "tpu", "TPU for --strategy=tpu: grpc://HOST:PORT, a name, or `local`.")
+    d.train("enum", "precision", "Compute dtype policy (float16 uses dynamic loss scaling; the loss stays float32).",
+            enum_values=list(precision.PRECISIONS))
+    d.train("integer", "seed", "Seed of the weights, the data order and the augmentations.")
+    d.train("boolean", "deterministic", "Deterministic TF ops, so the same seed gives the same loss curve (a bit slower).")
+    d.train("integer", "steps_per_execution", "Training steps per tf.function call.",
+            lower_bound=1)
+    d.train("integer", "checkpoint_steps", "Checkpoint every this many steps (and at every epoch end).", lower_bound=1)
+    d.train("integer", "keep_checkpoints", "Checkpoints kept (>= 2 keeps a fallback).",
+            lower_bound=1)
+    d.train("integer", "verbose", "Keras progress output: 0 silent, 1 progress bar, 2 one line "
+            "per epoch.", lower_bound=0, upper_bound=2)
+
+    flags.register_validator(
+        "head_dims", lambda v: len(v) >= 1 and _int_list("head_dims", v),
+        flag_values=flag_values, message="--head_dims must be a comma-separated list of positive integers, e.g. 512,128.")
+    flags.register_validator(
+        "lr_boundaries", lambda v: _int_list("lr_boundaries", v),
+        flag_values=flag_values, message="--lr_boundaries must be a comma-separated list of positive epochs, e.g. 30,60,80.")
+    flags.register_multi_flags_validator(
+        ["warmup_epochs", "epochs"], lambda f: f["warmup_epochs"] < f["epochs"],
+        flag_values=flag_values, message="--warmup_epochs must be smaller than --epochs.")
+    flags.register_multi_flags_validator(
+        ["method", "mixup", "cutmix"],
+        lambda f: f["method"] in ("genscl", "ce") or (f["mixup"] == 0 and f["cutmix"] == 0),
+        flag_values=flag_values, message="--mixup/--cutmix make label distributions: use them with --method=genscl or ce.")
+    flags.register_multi_flags_validator(
+        ["method", "teacher"], lambda f: f["teacher"] is None or f["method"] == "genscl",
+        flag_values=flag_values, message="--teacher (knowledge distillation) is only used by --method=genscl.")
+    flags.register_multi_flags_validator(
+        ["lr_schedule", "lr_boundaries", "warmup_epochs"],
+        lambda f: f["lr_schedule"] != "piecewise" or (
+            bool(f["lr_boundaries"]) and all(float(b) > f["warmup_epochs"] for b in f["lr_boundaries"])),
+        flag_values=flag_values, message="--lr_schedule=piecewise needs --lr_boundaries (epochs after --warmup_epochs).")
+    flags.register_multi_flags_validator(
+        ["strategy", "tpu"], lambda f: f["tpu"] is None or f["strategy"] == "tpu",
+        flag_values=flag_values, message="--tpu is only used with --strategy=tpu.")
+
+    return d.sections
+
+
+def train_config(flag_values=FLAGS):
+    """The parsed training flags as a `TrainConfig` (lists and enums converted to their types).
+
+    Args:
+        flag_values: parsed `absl.flags.FlagValues` holding `define_train_flags()`'s flags.
+            Defaults to the global `FLAGS`.
 
     Returns:
         `supcon.training.TrainConfig`.
     """
-    values = {name: flag_values[name].value for _, names in _SECTIONS for name in names}
+    values = {name: flag_values[name].value for name in _TRAIN_DEFAULTS}
     values["depth"] = int(values["depth"])
     values["head_dims"] = tuple(int(v) for v in values["head_dims"])
     values["lr_boundaries"] = tuple(float(v) for v in values["lr_boundaries"])
     return TrainConfig(**values)
 
 
+def define_eval_flags(flag_values=FLAGS):
+    """Defines every `eval.py` flag.
+
+    Args:
+        flag_values: `absl.flags.FlagValues` to define into. Defaults to the global `FLAGS`.
+
+    Returns:
+        list of `(section title, [flag names])`, in definition order.
+    """
+    # Imported here: `train.py` does not need the evaluation package.
+    from supcon.evaluation import corruption_params  # noqa: PLC0415
+    from supcon.evaluation import knn, linear_eval  # noqa: PLC0415
+    from supcon.evaluation.runner import CORRUPTION_SOURCES  # noqa: PLC0415
+
+    d = _Definer(flag_values)
+    d.section("Run to evaluate")
+    d.define("string", "model_dir", None, "Run directory written by train.py to evaluate.")
+    d.define("list", "compare", None,
+             "Compare already-evaluated runs: `--compare DIR_A DIR_B ...` (or DIR_A,DIR_B) writes a "
+             "side-by-side table and overlaid plots to --output_dir.")
+    d.define("string", "output_dir", None,
+             "Report folder (default MODEL_DIR/eval; required with --compare).")
+    d.define("string", "data_dir", None,
+             "Data directory (default: the run's). Prepared TFDS cifar10_corrupted / "
+             "imagenet2012_corrupted sets here are used instead of generated corruptions.")
+    d.define("string", "dataset", None,
+             "Evaluate on this data set instead of the run's (same class count).")
+    d.define("integer", "seed", 0,
+             "Seed of the generated corruptions and of the classifier's data order.")
+    d.define("integer", "batch_size", 128, "Evaluation batch size.", lower_bound=1)
+    d.define("integer", "max_test_examples", None, "Only the first N test examples (quick looks).",
+             lower_bound=1)
+
+    d.section("Corruption benchmark and calibration")
+    d.define("list", "corruptions", list(corruption_params.ALL_CORRUPTIONS),
+             "Corruptions to sweep (empty: none).")
+    d.define("list", "severities", ["1", "2", "3", "4", "5"], "Severities to sweep (1..5).")
+    d.define("enum", "corruption_source", "auto",
+             "auto: prepared TFDS sets when all present, else generated; tfds: require them; "
+             "generate: always generate.", enum_values=list(CORRUPTION_SOURCES))
+    d.define("boolean", "progress", True, "Progress bar over the corruption sweep.")
+
+    d.section("kNN on the embeddings")
+    d.define("integer", "knn_k", knn.DEFAULT_K, "kNN neighbours (Wu et al. 2018); 0 skips kNN.",
+             lower_bound=0)
+    d.define("float", "knn_temperature", knn.DEFAULT_TEMPERATURE, "kNN vote temperature tau.",
+             lower_bound=1e-6)
+
+    d.section("Classifier stage (linear classifier on the frozen encoder)")
+    d.define("boolean", "retrain_classifier", False,
+             "Train a new linear classifier even if the run has one.")
+    d.define("enum", "classifier_optimizer", "auto",
+             "auto: RMSProp for images >= 128 px (ImageNet-size), else SGD with momentum 0.9.",
+             enum_values=list(linear_eval.OPTIMIZERS))
+    d.define("float", "classifier_learning_rate", None,
+             "Learning rate per 256 examples (default: the optimizer's).", lower_bound=1e-12)
+    d.define("integer", "classifier_epochs", None,
+             "Classifier epochs (default: the run's linear_epochs, else 10).", lower_bound=0)
+    d.define("integer", "classifier_batch_size", None,
+             "Classifier batch size (default: the run's, else 128).", lower_bound=1)
+    d.define("enum", "classifier_augmentation", "none",
+             "Augmentation of the classifier's training images.", enum_values=list(AUGMENTATIONS))
+    return d.sections
+
+
+def _markdown_table(title, sections, flag_values):
+    lines = [f"## {title}", ""]
+    for section, names in sections:
+        lines += [f"### {section}", "", "| Flag | Type | Default | Help |", "|---|---|---|---|"]
+        for name in names:
+            flag = flag_values[name]
+            kind = flag.flag_type()
+            help_text = flag.help
+            if getattr(flag.parser, "enum_values", None):
+                kind = "enum: " + " \\| ".join(f"`{v}`" for v in flag.parser.enum_values)
+                help_text = help_text.split(">: ", 1)[-1]  # absl prefixes `<a|b|c>: `.
+            default = "None" if flag.default is None else (flag.default_as_str or "''").strip("'")
+            help_text = help_text.replace("|", "\\|")
+            lines.append(f"| `--{name}` | {kind} | `{default}` | {help_text} |")
+        lines.append("")
+    return lines
+
+
 def markdown():
-    """`flags.md`: every flag with its type, default and help, grouped by section.
+    """`flags.md`: every flag of both scripts with its type, default and help, by section.
 
     Returns:
         str, Markdown.
     """
+    train_values, eval_values = flags.FlagValues(), flags.FlagValues()
     lines = [
-        "# `train.py` flags",
+        "# Flags",
         "",
         "Generated by `make flags` (`python -m supcon.flags --markdown > flags.md`) from",
         "`supcon/flags.py`; `tests/test_flags.py` fails when this file is stale. Pass recipes with",
         "`--flagfile=configs/NAME.flags`.",
         "",
     ]
-    for title, names in _SECTIONS:
-        lines += [f"## {title}", "", "| Flag | Type | Default | Help |", "|---|---|---|---|"]
-        for name in names:
-            flag = FLAGS[name]
-            kind = flag.flag_type()
-            if getattr(flag.parser, "enum_values", None):
-                kind = "enum: " + " \\| ".join(f"`{v}`" for v in flag.parser.enum_values)
-            default = "None" if flag.default is None else (flag.default_as_str or "''").strip("'")
-            help_text = flag.help.replace("|", "\\|")
-            lines.append(f"| `--{name}` | {kind} | `{default}` | {help_text} |")
-        lines.append("")
+    lines += _markdown_table("`train.py` (`supcon-train`)", define_train_flags(train_values),
+                             train_values)
+    lines += _markdown_table("`eval.py` (`supcon-eval`)", define_eval_flags(eval_values),
+                             eval_values)
     return "\n".join(lines)
 
 

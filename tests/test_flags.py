@@ -1,4 +1,7 @@
-"""Flags: flags.md is fresh, every recipe parses, bad values fail naming the flag and the choices."""
+"""Flags: flags.md is fresh, every recipe parses, bad values fail naming the flag and the choices.
+
+Each test defines the flags into its own `FlagValues`, as `train.py` / `eval.py` do into the global one.
+"""
 
 import glob
 import os
@@ -10,7 +13,6 @@ from supcon import flags as supcon_flags
 from supcon.training import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FLAGS = flags.FLAGS
 
 
 @pytest.fixture
@@ -18,12 +20,12 @@ def parse(monkeypatch):
     monkeypatch.chdir(ROOT)  # Recipes include each other by repo-relative paths.
 
     def _parse(*argv):
-        FLAGS.unparse_flags()
-        FLAGS(["train.py", *argv])
-        return supcon_flags.config_from_flags()
+        flag_values = flags.FlagValues()
+        supcon_flags.define_train_flags(flag_values)
+        flag_values(["train.py", *argv])
+        return supcon_flags.train_config(flag_values)
 
-    yield _parse
-    FLAGS.unparse_flags()
+    return _parse
 
 
 def test_flags_md_is_fresh():
@@ -36,10 +38,22 @@ def test_defaults_are_the_config_defaults(parse):
 
 
 def test_every_flag_is_a_config_field_and_documented():
-    names = [n for _, section in supcon_flags._SECTIONS for n in section]  # noqa: SLF001
+    sections = supcon_flags.define_train_flags(flags.FlagValues())
+    names = [n for _, section in sections for n in section]
     assert sorted(names) == sorted(TrainConfig.__dataclass_fields__)
     text = supcon_flags.markdown()
     assert all(f"`--{n}`" in text for n in names)
+
+
+def test_eval_flags_share_names_with_train_flags_and_are_documented():
+    eval_values = flags.FlagValues()
+    names = [n for _, section in supcon_flags.define_eval_flags(eval_values) for n in section]
+    assert {"dataset", "data_dir", "seed", "model_dir"} <= set(names)
+    assert eval_values["dataset"].default is None  # The run's data set, unlike train.py's `digits`.
+    text = supcon_flags.markdown()
+    assert all(f"`--{n}`" in text for n in names)
+    with pytest.raises(flags.Error, match="classifier_optimizer"):
+        eval_values(["eval.py", "--classifier_optimizer=adagrad"])
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.flags"))))

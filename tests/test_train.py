@@ -78,6 +78,11 @@ def test_cross_entropy_run(tmp_path):
     assert not os.path.exists(os.path.join(str(tmp_path / "run"), "classifier.keras"))
 
 
+def test_genscl_with_mixup_cutmix_run(tmp_path):
+    results = run_lib.train(_tiny(tmp_path, method="genscl", mixup=1.0, cutmix=1.0, epochs=1))
+    assert results["method"] == "genscl" and results["steps"] == 3
+
+
 def test_nan_loss_stops_naming_step_and_advice(tmp_path):
     config = _tiny(tmp_path, learning_rate=1e30, warmup_epochs=0.0, checkpoint_steps=1, epochs=1)
     with pytest.raises(NonFiniteLossError, match=r"at step \d+.*lower --learning_rate.*--temperature"):
@@ -154,7 +159,10 @@ def test_multi_worker_two_local_workers_agree(tmp_path):
             {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
         processes.append(subprocess.Popen(
             _train_command(model_dir, "--strategy=multi_worker", "--epochs=1",
-                           "--steps_per_epoch=2", "--checkpoint_steps=1"),
+                           "--steps_per_epoch=2", "--checkpoint_steps=1", "--linear_epochs=1",
+                           # Synchronized BN: moving statistics from the global batch, so even
+                           # they agree (unsynchronized, each worker keeps its own).
+                           "--synchronized_bn"),
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = [p.communicate(timeout=400)[0] for p in processes]
     for process, output in zip(processes, outputs):
@@ -163,12 +171,15 @@ def test_multi_worker_two_local_workers_agree(tmp_path):
     other = json.load(open(os.path.join(model_dir, "worker1", "results.json")))
     assert chief == other and chief["steps"] == 2
     import keras  # noqa: PLC0415
-    import supcon  # noqa: F401, PLC0415  Registers the model classes.
 
-    a = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
-    b = keras.saving.load_model(os.path.join(model_dir, "worker1", "model.keras"))
-    for x, y in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_array_equal(x, y)
+    import supcon.losses  # noqa: F401, PLC0415  Registers the classes saved in model.keras.
+    import supcon.models  # noqa: F401, PLC0415
+
+    for name in ("model.keras", "classifier.keras"):
+        a = keras.saving.load_model(os.path.join(model_dir, name))
+        b = keras.saving.load_model(os.path.join(model_dir, "worker1", name))
+        for x, y in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(x, y, err_msg=name)
 
 
 def test_bad_flag_fails_before_any_work(tmp_path):

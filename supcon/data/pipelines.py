@@ -70,6 +70,9 @@ def pipeline(source="digits", split="train", *, views=2, augmentation="simaugmen
         raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size}")
     if not isinstance(views, int) or views < 1:
         raise ValueError(f"`views` must be a positive int. Received: views={views}")
+    if augmentation not in _augment.AUGMENTATIONS:
+        raise ValueError(f"`augmentation` must be one of {_augment.AUGMENTATIONS}. "
+                         f"Received: augmentation={augmentation!r}")
     if not training and (mixup or cutmix):
         raise ValueError("MixUp/CutMix are training augmentations. Received: training=False "
                          f"with mixup={mixup}, cutmix={cutmix}")

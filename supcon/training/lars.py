@@ -70,7 +70,7 @@ class LARS(keras.optimizers.Optimizer):
     >>> opt = LARS(learning_rate=0.1, weight_decay_rate=1e-6)
     >>> w = keras.Variable([[3.0, 4.0]], name="kernel")
     >>> opt.apply([keras.ops.ones((1, 2))], [w])
-    >>> w.shape
+    >>> tuple(w.shape)
     (1, 2)
     """
 

@@ -1,7 +1,9 @@
 """One training run from a `TrainConfig`: pre-train, linear-evaluate, export (no absl FLAGS here).
 
-`train(config)` is what `train.py` calls; notebooks can call it too. Its sections follow the
-run: set-up → run directory → data → model → resume → fit → linear classifier → evaluate → export.
+The run is a few steps, each one call: `start` (strategy, seeds) → `build_data` →
+`claim_run_directory` → `build_training_model` → `pretrain` (resumable) →
+`train_linear_classifier` → `evaluate` → `export`. `train.py` calls them in that order;
+`train(config)` does the same in one call, for notebooks.
 
 Resuming mid-epoch, deterministically: the training data is one infinite stream, a deterministic
 function of the seed (`pipeline(..., repeat=True)`), consumed in order by `fit` with a fixed
@@ -13,7 +15,8 @@ ends with the same weights as an uninterrupted one. Skipping re-reads the skippe
 (augmentations included), which costs input-pipeline time on resume only.
 """
 
-import logging
+import contextlib
+import dataclasses
 import os
 
 import keras
@@ -29,8 +32,6 @@ from supcon.training.optimizers import build_optimizer
 from supcon.training.precision import set_precision
 from supcon.training.summaries import EpochSummaries
 from supcon.training.teacher import load_teacher, with_teacher_targets
-
-logger = logging.getLogger(__name__)
 
 # Stage 2 (Khosla et al. §4, linear evaluation): a linear layer on the frozen encoder, trained
 # with cosine decay and no weight decay, as is usual for linear probes; momentum for SGD-family.
@@ -111,6 +112,53 @@ def build_model(config, num_classes, image_size):
     return model
 
 
+@contextlib.contextmanager
+def keras_multi_worker_calls(models, strategy, *, local=False):
+    """Lets Keras 3 `fit`/`evaluate` run under `MultiWorkerMirroredStrategy`.
+
+    Keras 3.15's TF trainer has two bugs with this strategy (keras-team/keras#20585,
+    tensorflow/tensorflow#72388):
+      1. Before each `fit` it "symbolically builds" the model by reducing the first distributed
+         batch with `strategy.reduce(..., axis=None)`, which fails on a `(views, labels)`
+         structure ("Attempt to convert a value (PerReplica...)"). That only happens when the
+         model remembers the strategy it was created under: with the reference cleared, Keras
+         takes the strategy from the enclosing `strategy.scope()` (our models are built
+         explicitly beforehand, so the build is not needed).
+      2. It reduces each step's logs with `strategy.reduce("MEAN", v, axis=0)`, which fails on
+         scalars. The step's logs are reshaped to `[1]` here, so that reduction becomes the
+         mean over all replicas of all workers: the metrics are aggregated correctly.
+    With `local=True` the block runs outside the strategy (evaluating the whole test set on
+    every worker). Other strategies are untouched.
+
+    Args:
+        models: the `keras.Model`s whose `fit`/`evaluate` run in the block.
+        strategy: the run's strategy.
+        local: bool, run the calls without distribution. Defaults to False.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        yield
+        return
+    # Private Keras attribute and an instance-level `train_step`, on purpose: see the docstring.
+    saved = [m._distribute_strategy for m in models]  # noqa: SLF001
+    for model in models:
+        model._distribute_strategy = None  # noqa: SLF001
+        model.train_step = _rank1_logs(model.train_step)
+    try:
+        with contextlib.nullcontext() if local else strategy.scope():
+            yield
+    finally:
+        for model, value in zip(models, saved):
+            model._distribute_strategy = value  # noqa: SLF001
+            del model.train_step
+
+
+def _rank1_logs(train_step):
+    def step(data):
+        return {name: tf.reshape(value, [1]) for name, value in train_step(data).items()}
+
+    return step
+
+
 def _nan_hint(config):
     return (
         f"Try a lower --learning_rate (now {config.learning_rate}), a higher --temperature "
@@ -143,19 +191,53 @@ def _fit_from(model, stream, *, start_step, steps_per_epoch, epochs, callbacks, 
         )
 
 
-def train(config=TrainConfig(), *, strategy=None):
-    """Pre-trains, linear-evaluates and exports one run into `config.model_dir`.
+@dataclasses.dataclass
+class Run:
+    """What the steps of a run share: its config, strategy and where this process writes.
+
+    Attributes:
+        config: `TrainConfig`.
+        strategy: the `tf.distribute.Strategy`.
+        chief: bool, whether this process owns `config.model_dir`.
+        out_dir: str, where this process writes (`model_dir`, or `model_dir/workerN` for the
+            other workers of a multi-worker run).
+        worker: int, this worker's index.
+    """
+
+    config: TrainConfig
+    strategy: tf.distribute.Strategy
+    chief: bool
+    out_dir: str
+    worker: int
+
+
+@dataclasses.dataclass
+class RunData:
+    """The run's data: sources, sizes and the infinite, seeded training stream."""
+
+    train_source: object
+    test_source: object
+    num_classes: int
+    image_size: int
+    steps_per_epoch: int
+    stream: tf.data.Dataset
+
+
+def start(config, *, strategy=None):
+    """Strategy, seeds, op determinism and precision.
+
+    The strategy comes first: multi-worker collectives must be configured before the TF runtime
+    starts.
 
     Args:
-        config: `TrainConfig`. Defaults to the main job (SupCon on `digits`).
+        config: `TrainConfig`.
         strategy: optional `tf.distribute.Strategy`; default built from `config.strategy`.
 
     Returns:
-        dict, the content of `results.json` (`test_accuracy`, `method`, ...).
+        A `Run`.
     """
-    # --- Set-up: seeds, determinism, precision, strategy.
-    set_up(config)
     strategy = strategy or strategy_lib.build_strategy(config.strategy, tpu=config.tpu)
+    set_up(config)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise ValueError(
@@ -164,8 +246,20 @@ def train(config=TrainConfig(), *, strategy=None):
         )
     chief = strategy_lib.is_chief(strategy)
     worker = strategy_lib.task_id(strategy)
+    out_dir = config.model_dir if chief else os.path.join(config.model_dir, f"worker{worker}")
+    return Run(config=config, strategy=strategy, chief=chief, out_dir=out_dir, worker=worker)
 
-    # --- Data.
+
+def build_data(run):
+    """Loads the splits and builds the training stream (`pipeline(..., repeat=True)`).
+
+    Args:
+        run: `Run`.
+
+    Returns:
+        `RunData`.
+    """
+    config = run.config
     train_source = data_lib.load(config.dataset, "train", data_dir=config.data_dir, seed=config.seed)
     test_source = data_lib.load(config.dataset, "test", data_dir=config.data_dir, seed=config.seed)
     num_classes = int(train_source.info.num_classes)
@@ -195,20 +289,42 @@ def train(config=TrainConfig(), *, strategy=None):
             stream, load_teacher(config.teacher), num_classes=num_classes,
             weight=config.teacher_weight,
         )
+    return RunData(train_source, test_source, num_classes, image_size, steps_per_epoch, stream)
 
-    # --- Run directory: refuse a different run, resume the same one.
-    out_dir = config.model_dir if chief else os.path.join(config.model_dir, f"worker{worker}")
-    run_config = dict(config.to_json(), num_classes=num_classes, image_size=image_size)
-    if chief:
-        run_dir.prepare(config.model_dir, run_config, overwrite=config.overwrite)
-    else:
-        os.makedirs(out_dir, exist_ok=True)
 
-    # --- Model, optimizer, loss.
+def claim_run_directory(run, data):
+    """Writes `run_config.json`, refusing a `model_dir` that holds a different run.
+
+    Args:
+        run: `Run`.
+        data: `RunData` (for `num_classes` and `image_size`).
+
+    Returns:
+        bool, whether the same run was found there (it will resume).
+    """
+    if not run.chief:
+        os.makedirs(run.out_dir, exist_ok=True)
+        return False
+    run_config = dict(run.config.to_json(), num_classes=data.num_classes,
+                      image_size=data.image_size)
+    return run_dir.prepare(run.config.model_dir, run_config, overwrite=run.config.overwrite)
+
+
+def build_training_model(run, data):
+    """The compiled pre-training model, its optimizer built (ready to restore a checkpoint).
+
+    Args:
+        run: `Run`.
+        data: `RunData`.
+
+    Returns:
+        A compiled `SupConModel` or `CrossEntropyModel`.
+    """
+    config = run.config
     schedule = schedules.build_schedule(
         config.learning_rate,
         batch_size=config.batch_size,
-        steps_per_epoch=steps_per_epoch,
+        steps_per_epoch=data.steps_per_epoch,
         epochs=config.epochs,
         warmup_epochs=config.warmup_epochs,
         schedule=config.lr_schedule,
@@ -216,8 +332,8 @@ def train(config=TrainConfig(), *, strategy=None):
         epochs_per_decay=config.lr_epochs_per_decay,
         boundaries=config.lr_boundaries,
     )
-    with strategy.scope():
-        model = build_model(config, num_classes, image_size)
+    with run.strategy.scope():
+        model = build_model(config, data.num_classes, data.image_size)
         optimizer = build_optimizer(
             config.optimizer,
             schedule,
@@ -232,100 +348,77 @@ def train(config=TrainConfig(), *, strategy=None):
             steps_per_execution=config.steps_per_execution,
         )
         model.optimizer.build(model.trainable_variables)
+    return model
 
-    # --- Resume from the newest readable checkpoint.
+
+def pretrain(run, data, model):
+    """Resumes from the newest readable checkpoint and trains to `epochs`; saves `model.keras`.
+
+    Args:
+        run: `Run`.
+        data: `RunData`.
+        model: from `build_training_model`.
+    """
+    config = run.config
     checkpointer = checkpointing.RunCheckpointer(
         os.path.join(config.model_dir, "checkpoints"),
         model,
         model.optimizer,
         max_to_keep=config.keep_checkpoints,
-        chief=chief,
-        worker_id=worker,
+        chief=run.chief,
+        worker_id=run.worker,
     )
     start_step = checkpointer.restore_latest() or 0
-    total_steps = config.epochs * steps_per_epoch
+    total_steps = config.epochs * data.steps_per_epoch
     if start_step:
         print(f"Resuming from step {start_step} of {total_steps}.")
-
-    # --- Pre-train.
     callbacks = [
         checkpointing.NonFiniteLossGuard(
             model.optimizer, hint=_nan_hint(config), checkpoint_dir=checkpointer.directory
         ),
         checkpointing.CheckpointCallback(checkpointer, every_steps=config.checkpoint_steps),
     ]
-    if chief:
+    if run.chief:
         callbacks.append(EpochSummaries(os.path.join(config.model_dir, "summaries")))
     if start_step < total_steps:
-        _fit_from(
-            model,
-            stream,
-            start_step=start_step,
-            steps_per_epoch=steps_per_epoch,
-            epochs=config.epochs,
-            callbacks=callbacks,
-            verbose=config.verbose,
-        )
-
+        with keras_multi_worker_calls([model], run.strategy):
+            _fit_from(
+                model,
+                data.stream,
+                start_step=start_step,
+                steps_per_epoch=data.steps_per_epoch,
+                epochs=config.epochs,
+                callbacks=callbacks,
+                verbose=config.verbose,
+            )
     # Saved before stage 2, which freezes the (shared) encoder.
-    model.save(os.path.join(out_dir, "model.keras"))
-
-    # --- Linear classifier on the frozen encoder (the cross-entropy model has its own).
-    test_data = data_lib.pipeline(
-        test_source, "test", batch_size=config.linear_batch_size, training=False,
-        image_size=image_size, seed=config.seed,
-    )
-    classifier = None
-    if config.method == "ce":
-        with strategy.scope():
-            scores = model.evaluate(test_data, return_dict=True, verbose=0)
-    else:
-        classifier = train_linear_classifier(
-            config, strategy, model.encoder, train_source, num_classes, image_size
-        )
-        scores = classifier.evaluate(test_data, return_dict=True, verbose=0)
-    results = {
-        "test_accuracy": float(scores["accuracy"]),
-        "method": config.method,
-        "dataset": config.dataset,
-        "steps": int(model.optimizer.iterations.numpy()),
-    }
-    print(f"Test accuracy ({config.method}, {config.dataset}): {results['test_accuracy']:.4f}")
-
-    # --- Export.
-    if classifier is not None:
-        classifier.save(os.path.join(out_dir, "classifier.keras"))
-    if chief:
-        models_lib.export_saved_model(
-            model, os.path.join(out_dir, "saved_model"), classifier=classifier,
-            image_size=image_size,
-        )
-    run_dir.write_json_atomic(os.path.join(out_dir, run_dir.RESULTS), results)
-    return results
+    model.save(os.path.join(run.out_dir, "model.keras"))
 
 
-def train_linear_classifier(config, strategy, encoder, train_source, num_classes, image_size):
-    """Stage 2: trains `LinearClassifier(encoder)` on shuffled, un-augmented training images.
+def train_linear_classifier(run, data, model):
+    """Stage 2: `LinearClassifier(model.encoder)` on shuffled, un-augmented training images.
 
     Args:
-        config: `TrainConfig` (`linear_*` fields, `seed`).
-        strategy: the run's `tf.distribute.Strategy`.
-        encoder: the pre-trained encoder (frozen here).
-        train_source: the training split from `supcon.data.load`.
-        num_classes: int.
-        image_size: int.
+        run: `Run` (`linear_*` fields of its config).
+        data: `RunData`.
+        model: the pre-trained model (its encoder is frozen here).
 
     Returns:
-        The trained, compiled `LinearClassifier`.
+        The trained, compiled `LinearClassifier`, or None for `method="ce"` (whose model has
+        its own classifier).
     """
+    config = run.config
+    if config.method == "ce":
+        return None
     # The training pipeline with one un-augmented view: shuffled each epoch, seeded.
-    data = data_lib.pipeline(
-        train_source, "train", views=1, augmentation="none", batch_size=config.linear_batch_size,
-        training=True, image_size=image_size, seed=config.seed,
+    images = data_lib.pipeline(
+        data.train_source, "train", views=1, augmentation="none",
+        batch_size=config.linear_batch_size, training=True, image_size=data.image_size,
+        seed=config.seed,
     ).map(lambda views, labels: (views[:, 0], labels))
-    steps_per_epoch = max(train_source.num_examples // config.linear_batch_size, 1)
-    with strategy.scope():
-        classifier = models_lib.LinearClassifier(encoder, num_classes)
+    steps_per_epoch = max(data.train_source.num_examples // config.linear_batch_size, 1)
+    with run.strategy.scope():
+        classifier = models_lib.LinearClassifier(model.encoder, data.num_classes)
         learning_rate = keras.optimizers.schedules.CosineDecay(
             schedules.scaled_learning_rate(config.linear_learning_rate, config.linear_batch_size),
             decay_steps=max(config.linear_epochs * steps_per_epoch, 1),
@@ -338,5 +431,79 @@ def train_linear_classifier(config, strategy, encoder, train_source, num_classes
             metrics=["accuracy"],
         )
     if config.linear_epochs:
-        classifier.fit(data, epochs=config.linear_epochs, verbose=config.verbose)
+        with keras_multi_worker_calls([classifier], run.strategy):
+            classifier.fit(images, epochs=config.linear_epochs, verbose=config.verbose)
     return classifier
+
+
+def evaluate(run, data, model, classifier):
+    """Test accuracy of the linear classifier (or of the cross-entropy model itself).
+
+    Every worker evaluates the whole test split, so all of them report the same numbers.
+
+    Args:
+        run: `Run`.
+        data: `RunData`.
+        model: the pre-trained model.
+        classifier: the `LinearClassifier`, or None for `method="ce"`.
+
+    Returns:
+        dict: `test_accuracy`, `method`, `dataset`, `steps`.
+    """
+    config = run.config
+    test_images = data_lib.pipeline(
+        data.test_source, "test", batch_size=config.linear_batch_size, training=False,
+        image_size=data.image_size, seed=config.seed,
+    )
+    scored = classifier if classifier is not None else model
+    with keras_multi_worker_calls([scored], run.strategy, local=True):
+        scores = scored.evaluate(test_images, return_dict=True, verbose=0)
+    results = {
+        "test_accuracy": float(scores["accuracy"]),
+        "method": config.method,
+        "dataset": config.dataset,
+        "steps": int(model.optimizer.iterations.numpy()),
+    }
+    print(f"Test accuracy ({config.method}, {config.dataset}): {results['test_accuracy']:.4f}")
+    return results
+
+
+def export(run, data, model, classifier, results):
+    """Writes `classifier.keras`, `saved_model/` (chief only) and `results.json`.
+
+    Args:
+        run: `Run`.
+        data: `RunData`.
+        model: the pre-trained model (`model.keras` was written by `pretrain`).
+        classifier: the `LinearClassifier` or None.
+        results: dict from `evaluate`.
+    """
+    if classifier is not None:
+        classifier.save(os.path.join(run.out_dir, "classifier.keras"))
+    if run.chief:
+        models_lib.export_saved_model(
+            model, os.path.join(run.out_dir, "saved_model"), classifier=classifier,
+            image_size=data.image_size,
+        )
+    run_dir.write_json_atomic(os.path.join(run.out_dir, run_dir.RESULTS), results)
+
+
+def train(config=TrainConfig(), *, strategy=None):
+    """The whole run, step by step as `train.py` does it, into `config.model_dir`.
+
+    Args:
+        config: `TrainConfig`. Defaults to the main job (SupCon on `digits`).
+        strategy: optional `tf.distribute.Strategy`; default built from `config.strategy`.
+
+    Returns:
+        dict, the content of `results.json` (`test_accuracy`, `method`, ...).
+    """
+    run = start(config, strategy=strategy)
+    data = build_data(run)
+    claim_run_directory(run, data)
+    model = build_training_model(run, data)
+    pretrain(run, data, model)
+    classifier = train_linear_classifier(run, data, model)
+    results = evaluate(run, data, model, classifier)
+    export(run, data, model, classifier, results)
+    return results

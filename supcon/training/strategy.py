@@ -47,6 +47,13 @@ def build_strategy(name="auto", *, tpu=None, devices=None):
     """
     if name not in STRATEGIES:
         raise ValueError(f"`name` must be one of {STRATEGIES}. Received: name={name!r}")
+    if name == "multi_worker":
+        # Must come before anything else touches the TF runtime (collectives are configured at
+        # start-up), so no device listing here.
+        _check_tf_config()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        return _tpu_strategy(tpu)
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if name == "auto":
         if len(gpus) > 1:
@@ -55,12 +62,7 @@ def build_strategy(name="auto", *, tpu=None, devices=None):
     if name == "one_device":
         device = devices[0] if devices else (gpus[0] if gpus else "/cpu:0")
         return tf.distribute.OneDeviceStrategy(device)
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy(devices or gpus or ["/cpu:0"])
-    if name == "multi_worker":
-        _check_tf_config()
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return _tpu_strategy(tpu)
+    return tf.distribute.MirroredStrategy(devices or gpus or ["/cpu:0"])
 
 
 def _check_tf_config():

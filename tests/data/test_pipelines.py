@@ -131,5 +131,7 @@ def test_pipeline_argument_errors(digits_train):
         data.pipeline(digits_train, batch_size=2, training=True, views=0)
     with pytest.raises(ValueError, match="training=False"):
         data.pipeline(digits_train, batch_size=2, training=False, mixup=1.0)
+    with pytest.raises(ValueError, match="augmentation='simclr'"):
+        data.pipeline(digits_train, batch_size=2, training=False, augmentation="simclr")
     with pytest.raises(TypeError, match="source=3"):
         data.pipeline(3, batch_size=2, training=True)

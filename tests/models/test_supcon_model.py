@@ -146,16 +146,12 @@ def test_mixed_precision_keeps_the_loss_float32(policy, views_and_labels, restor
     assert np.isfinite(history["loss"][0])
 
 
-def test_two_replicas_give_the_single_device_loss(views_and_labels):
+def test_two_replicas_give_the_single_device_loss(views_and_labels, two_replica_strategy):
     views, labels = views_and_labels
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    if len(devices) < 2:
-        pytest.skip("needs the 2 logical CPUs of tests/conftest.py")
     keras.utils.set_random_seed(0)
     single = _model(make_tiny_encoder(), NUM_CLASSES)
     single.compile(optimizer="sgd", loss=supcon.losses.SupConLoss())
-    strategy = tf.distribute.MirroredStrategy(devices[:2])
-    with strategy.scope():
+    with two_replica_strategy.scope():
         mirrored = _model(make_tiny_encoder(), NUM_CLASSES)
         mirrored.compile(optimizer="sgd", loss=supcon.losses.SupConLoss())
     mirrored.set_weights(single.get_weights())
