@@ -83,7 +83,7 @@ def define_train_flags(flag_values=FLAGS):
     d.train("enum", "augmentation", "Augmentation policy of the training views (Khosla et al. §4, App. B).",
             enum_values=list(AUGMENTATIONS))
     d.train("float", "crop_min_scale",
-            "Smallest area fraction of the random resized crop (paper: 0.08, SimCLR's).",
+            "Smallest area fraction of the random resized crop (paper and recipes: 0.08, SimCLR's; the digits main job: 0.5).",
             lower_bound=1e-3, upper_bound=1.0)
     d.train("float", "mixup", "MixUp Beta(α, α) parameter; 0 disables (genscl/ce only).",
             lower_bound=0.0)
