@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from absl import flags
 import eval as eval_main
 from supcon import evaluation, models
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(corruptions=["gaussian_noise", "fog"], severities=[1, 5], max_test_examples=16, knn_k=20,
              batch_size=16, progress=False)
 
@@ -85,6 +88,20 @@ def test_compare(runs, evaluated, tmp_path, capsys):
     for file in ("comparison.md", "comparison.json", "reliability_diagram.png", "accuracy_vs_severity.png",
                  "corruption_errors.png"):
         assert os.path.getsize(os.path.join(out, file)) > 0
+
+
+def test_eval_py_in_a_fresh_process(runs, tmp_path):
+    # A fresh interpreter has imported nothing of supcon: eval.py itself must register the
+    # Keras classes saved in model.keras (the in-process tests above import supcon.models).
+    out = tmp_path / "fresh"
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "eval.py"), f"--model_dir={runs['supcon']}",
+         f"--output_dir={out}", "--corruptions=fog", "--severities=1", "--max_test_examples=16",
+         "--knn_k=5", "--batch_size=16", "--noprogress", "--classifier_epochs=1"],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "top-1" in result.stdout and os.path.isfile(out / "report.json")
 
 
 def _one_line_error(argv):

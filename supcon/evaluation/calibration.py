@@ -66,9 +66,10 @@ def expected_calibration_error(probabilities, labels, num_bins=DEFAULT_NUM_BINS)
     Returns:
       float in [0, 1].
 
-    Example:
-      >>> expected_calibration_error(np.array([[0.8, 0.2], [0.6, 0.4]]), np.array([0, 1]), num_bins=10)
-      0.1
+    Example (one right answer at confidence 0.8, one wrong at 0.6: (|1 - 0.8| + |0 - 0.6|) / 2):
+      >>> ece = expected_calibration_error(np.array([[0.8, 0.2], [0.6, 0.4]]), np.array([0, 1]), num_bins=10)
+      >>> round(ece, 6)
+      0.4
     """
     bins = reliability_bins(probabilities, labels, num_bins)
     count = np.asarray(bins["count"], np.float64)

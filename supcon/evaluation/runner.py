@@ -143,8 +143,11 @@ def evaluate_run(
     Returns:
       dict, the report (also written to `output_dir` as report.json, report.md and PNGs).
     """
-    import supcon  # noqa: F401 - registers the supcon Keras classes for load_model.
-    from supcon import data as data_lib
+    # Imported here for their side effect: registering the supcon Keras classes that
+    # `load_model` must find (the models, and the losses in their compile configs).
+    import supcon.losses  # noqa: F401, PLC0415
+    import supcon.models  # noqa: F401, PLC0415
+    from supcon import data as data_lib  # noqa: PLC0415
 
     corruptions, severities = list(corruptions), [int(s) for s in severities]
     _check_corruptions(corruptions, severities)
