@@ -20,9 +20,11 @@ $(VENV)/.installed-test: setup.py | $(PY)
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-## The main job: train SupCon on the embedded digits data, linear-evaluate, export.
+## The main job: train SupCon on the embedded digits data, linear-evaluate, export, then the
+## corruption / calibration report of eval.py.
 run: install
 	$(PY) train.py
+	$(PY) eval.py --model_dir=runs/digits_supcon
 
 ## The whole test suite (offline).
 test: install-test
@@ -32,13 +34,16 @@ test: install-test
 flags: install
 	$(PY) -m supcon.flags --markdown > flags.md
 
-## SupCon vs cross-entropy on digits, same encoder and budget, full corruption sweep.
+## SupCon vs cross-entropy on digits, same encoder and budget, full corruption sweep
+## (`make compare SEED=1` for another seed; each seed has its own folder).
+SEED ?= 0
+COMPARE_DIR := runs/compare/seed$(SEED)
 compare: install
-	$(PY) train.py --method=supcon --model_dir=runs/compare/supcon
-	$(PY) train.py --method=ce --model_dir=runs/compare/ce
-	$(PY) eval.py --model_dir=runs/compare/supcon
-	$(PY) eval.py --model_dir=runs/compare/ce
-	$(PY) eval.py --compare runs/compare/supcon runs/compare/ce --output_dir=runs/compare/report
+	$(PY) train.py --method=supcon --seed=$(SEED) --model_dir=$(COMPARE_DIR)/supcon
+	$(PY) train.py --method=ce --seed=$(SEED) --model_dir=$(COMPARE_DIR)/ce
+	$(PY) eval.py --seed=$(SEED) --model_dir=$(COMPARE_DIR)/supcon
+	$(PY) eval.py --seed=$(SEED) --model_dir=$(COMPARE_DIR)/ce
+	$(PY) eval.py --compare $(COMPARE_DIR)/supcon $(COMPARE_DIR)/ce --output_dir=$(COMPARE_DIR)/report
 
 bench: install
 	$(PY) benchmarks/loss_bench.py

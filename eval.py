@@ -6,11 +6,18 @@
 Flags: flags.md (defined in supcon/flags.py). The work: supcon.evaluation.evaluate_run.
 """
 
+import logging
+import os
 import sys
 
-from absl import app, flags
+# TensorFlow's start-up chatter (C++ INFO/WARNING lines, Python INFO lines about SavedModel
+# assets) hides the run's own output; set TF_CPP_MIN_LOG_LEVEL=0 to see it again.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
-from supcon import flags as supcon_flags
+from absl import app, flags  # noqa: E402
+
+from supcon import flags as supcon_flags  # noqa: E402
 
 supcon_flags.define_eval_flags()
 FLAGS = flags.FLAGS
@@ -63,8 +70,9 @@ def main(argv):
         print(f"kNN (k={report['knn']['k']}) {100 * report['knn']['accuracy']:.2f}%")
     summary = (report.get("corruptions") or {}).get("summary")
     if summary and summary["mce"] is not None:
+        normalization = "AlexNet-normalized" if summary["normalization"] == "alexnet" else "unnormalized"
         print(f"mCE {100 * summary['mce']:.2f}%  relative mCE {100 * summary['relative_mce']:.2f}% "
-              f"({summary['normalization']} normalization)")
+              f"({normalization})")
     print(f"Report: {report['files']['markdown']}")
 
 

@@ -6,13 +6,20 @@
 Everything is written under --model_dir; the same command resumes a killed run.
 """
 
+import logging
+import os
 import sys
 
-from absl import app
+# TensorFlow's start-up chatter (C++ INFO/WARNING lines, Python INFO lines about SavedModel
+# assets) hides the run's own output; set TF_CPP_MIN_LOG_LEVEL=0 to see it again.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
-from supcon import flags as supcon_flags
-from supcon.training import NonFiniteLossError, RunDirectoryConflict, StrategyError
-from supcon.training import run as steps
+from absl import app  # noqa: E402
+
+from supcon import flags as supcon_flags  # noqa: E402
+from supcon.training import NonFiniteLossError, RunDirectoryConflict, StrategyError  # noqa: E402
+from supcon.training import run as steps  # noqa: E402
 
 supcon_flags.define_train_flags()
 
