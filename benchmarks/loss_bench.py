@@ -5,7 +5,8 @@ configuration in a fresh subprocess so peak memory is its own:
 
   * `matmul`: the three [N, D] x [D, N]-sized products the loss cannot avoid
     (logits forward; the two gradient products backward), timed in the same
-    process as `dense`; this is the bound the dense path is compared with.
+    benchmark run as `dense` (its own subprocess, like every configuration); this
+    is the bound the dense path is compared with.
   * `dense`: `supcon_loss(..., block_size=None)`, value and gradient.
   * `blocked`: `supcon_loss(..., block_size=--block_size)`, value and gradient.
 
@@ -16,9 +17,13 @@ Targets (checked here, never in timed tests): dense at 1024x2 within 1.5x of
 the matmul bound; blocked at 8192x2 with at most 1/4 of the dense peak memory
 and at most 1.5x its time.
 
+Each configuration runs twice: as a plain `tf.function` graph ("graph", what a Keras
+step runs on a CPU, where Keras' `jit_compile="auto"` is off) and compiled with XLA
+("xla", Keras' default for a single-GPU model; off under tf.distribute). The targets are checked for each mode.
+
 Usage:
   python benchmarks/loss_bench.py [--batches 256,1024,4096,8192] [--block_size 1024]
-      [--jit] [--output benchmarks/results/loss_bench.json]
+      [--modes graph,xla] [--output benchmarks/results/loss_bench.json]
 """
 
 import argparse
@@ -121,7 +126,8 @@ def main():
     parser.add_argument("--batches", default="256,1024,4096,8192")
     parser.add_argument("--block_size", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--jit", action="store_true", help="compile each step with XLA")
+    parser.add_argument("--modes", default="graph,xla",
+                        help="graph (tf.function) and/or xla (tf.function(jit_compile=True))")
     parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "loss_bench.json"))
     parser.add_argument("--_one", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -132,11 +138,31 @@ def main():
         return
 
     rows = []
+    modes = args.modes.split(",")
+    if not set(modes) <= {"graph", "xla"}:
+        parser.error(f"--modes must be graph and/or xla. Received: --modes={args.modes}")
+    for mode in modes:
+        print(f"\n[{mode}]")
+        rows += _table(mode == "xla", args)
+    targets = _targets(rows)
+    for line in targets["lines"]:
+        print(line)
+
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, "w") as f:
+        json.dump({"dim": DIM, "views": VIEWS, "block_size": args.block_size, "results": rows,
+                   "targets": targets["checks"]}, f, indent=2)
+    print(f"wrote {args.output}")
+
+
+def _table(jit, args):
+    """Measures every batch size in one mode; prints and returns its rows."""
+    rows = []
     header = f"{'batch':>6} {'path':>8} {'seconds':>9} {'peak MB':>9} {'x matmul':>9} {'x dense t':>9} {'x dense mem':>11}"
     print(header)
     for batch in [int(b) for b in args.batches.split(",")]:
         results = {
-            kind: _run_subprocess(kind, batch, args.block_size, args.jit, args.repeats)
+            kind: _run_subprocess(kind, batch, args.block_size, jit, args.repeats)
             for kind in ("matmul", "dense", "blocked")
         }
         for kind, result in results.items():
@@ -162,11 +188,28 @@ def main():
                 f"{fmt(result.get('memory_ratio_to_dense'), '>11.3f')}",
                 flush=True,
             )
+    return rows
 
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump({"dim": DIM, "views": VIEWS, "block_size": args.block_size, "results": rows}, f, indent=2)
-    print(f"wrote {args.output}")
+
+def _targets(rows):
+    """The issue's targets, per mode: dense 1024x2 <= 1.5x matmul; blocked 8192x2 <= 1/4 memory, <= 1.5x time."""
+    checks, lines = [], []
+    for jit in sorted({r.get("jit") for r in rows if "jit" in r}):
+        mode = "xla" if jit else "graph"
+        found = {(r["kind"], r["batch"]): r for r in rows if r.get("jit") == jit}
+        dense = found.get(("dense", 1024), {})
+        blocked = found.get(("blocked", 8192), {})
+        for name, value, limit in (
+            ("dense 1024x2 time / matmul bound", dense.get("ratio_to_matmul"), 1.5),
+            ("blocked 8192x2 peak memory / dense", blocked.get("memory_ratio_to_dense"), 0.25),
+            ("blocked 8192x2 time / dense", blocked.get("time_ratio_to_dense"), 1.5),
+        ):
+            if value is None:
+                continue
+            met = value <= limit
+            checks.append({"mode": mode, "target": name, "value": value, "limit": limit, "met": met})
+            lines.append(f"[{mode}] {name}: {value:.2f} (target <= {limit}) {'met' if met else 'NOT MET'}")
+    return {"checks": checks, "lines": lines}
 
 
 if __name__ == "__main__":
