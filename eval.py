@@ -6,16 +6,13 @@
 Flags: flags.md (defined in supcon/flags.py). The work: supcon.evaluation.evaluate_run.
 """
 
-import logging
 import os
 import sys
 
-# TensorFlow's start-up chatter (C++ INFO/WARNING lines, Python INFO lines about SavedModel
-# assets) hides the run's own output; set TF_CPP_MIN_LOG_LEVEL=0 to see it again.
+# TensorFlow's C++ start-up chatter hides the run's own output; TF_CPP_MIN_LOG_LEVEL=0 shows it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from supcon import flags as supcon_flags  # noqa: E402
 
@@ -24,6 +21,10 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    # TensorFlow logs SavedModel/checkpoint details at INFO through absl; show them only when
+    # asked for with --verbosity.
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
     from supcon import evaluation
 
     extra = argv[1:]

@@ -6,16 +6,13 @@
 Everything is written under --model_dir; the same command resumes a killed run.
 """
 
-import logging
 import os
 import sys
 
-# TensorFlow's start-up chatter (C++ INFO/WARNING lines, Python INFO lines about SavedModel
-# assets) hides the run's own output; set TF_CPP_MIN_LOG_LEVEL=0 to see it again.
+# TensorFlow's C++ start-up chatter hides the run's own output; TF_CPP_MIN_LOG_LEVEL=0 shows it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
-from absl import app  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from supcon import flags as supcon_flags  # noqa: E402
 from supcon.training import NonFiniteLossError, RunDirectoryConflict, StrategyError  # noqa: E402
@@ -25,6 +22,10 @@ supcon_flags.define_train_flags()
 
 
 def main(argv):
+    # TensorFlow logs SavedModel/checkpoint details at INFO through absl; show them only when
+    # asked for with --verbosity.
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = supcon_flags.train_config()  # Parsed and validated before any work.

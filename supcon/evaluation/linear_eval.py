@@ -8,8 +8,6 @@ size (lr * batch / 256) and decayed with a cosine schedule. Accuracy is read
 after the last epoch; no epoch is picked on the test set.
 """
 
-import keras
-
 OPTIMIZERS = ("auto", "sgd", "rmsprop")
 LARGE_IMAGE_SIZE = 128  # Image side from which "auto" picks RMSProp (ImageNet-size data).
 SGD_MOMENTUM = 0.9
@@ -52,7 +50,7 @@ def train_linear_classifier(encoder, train_data, *, num_classes, steps_per_epoch
     Returns:
       `(classifier, history dict)`.
     """
-    from supcon import models  # The models package is imported lazily: eval need not build one.
+    from supcon.training.linear_stage import compile_linear_classifier  # noqa: PLC0415
 
     if optimizer not in ("sgd", "rmsprop"):
         raise ValueError(f"`optimizer` must be 'sgd' or 'rmsprop'. Received: optimizer={optimizer!r}")
@@ -60,19 +58,14 @@ def train_linear_classifier(encoder, train_data, *, num_classes, steps_per_epoch
         learning_rate = DEFAULT_SGD_LEARNING_RATE if optimizer == "sgd" else DEFAULT_RMSPROP_LEARNING_RATE
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"`epochs` must be a non-negative int. Received: epochs={epochs!r}")
-    scaled = float(learning_rate) * batch_size / 256.0  # Goyal et al. 2017 linear scaling.
-    schedule = keras.optimizers.schedules.CosineDecay(scaled, decay_steps=max(epochs * steps_per_epoch, 1))
-    if optimizer == "sgd":
-        opt = keras.optimizers.SGD(schedule, momentum=SGD_MOMENTUM)
-    else:
-        opt = keras.optimizers.RMSprop(schedule)
-    classifier = models.LinearClassifier(encoder, num_classes)
-    classifier.compile(
-        optimizer=opt,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
+    classifier = compile_linear_classifier(
+        encoder, num_classes, optimizer=optimizer, learning_rate=float(learning_rate),
+        batch_size=batch_size, decay_steps=epochs * steps_per_epoch,
+        momentum=SGD_MOMENTUM if optimizer == "sgd" else 0.0,
     )
     history = {}
     if epochs:
-        history = classifier.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=verbose).history
+        # shuffle=False: `train_data` is a tf.data pipeline that shuffles itself.
+        history = classifier.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, shuffle=False,
+                                 verbose=verbose).history
     return classifier, {k: [float(v) for v in vals] for k, vals in history.items()}

@@ -28,6 +28,7 @@ from supcon import models as models_lib
 from supcon.training import checkpointing, run_dir, schedules
 from supcon.training import strategy as strategy_lib
 from supcon.training.config import TrainConfig
+from supcon.training.linear_stage import compile_linear_classifier
 from supcon.training.optimizers import build_optimizer
 from supcon.training.precision import set_precision
 from supcon.training.summaries import EpochSummaries
@@ -176,6 +177,7 @@ def _fit_from(model, stream, *, start_step, steps_per_epoch, epochs, callbacks, 
             initial_epoch=epoch,
             epochs=epoch + 1,
             steps_per_epoch=steps_per_epoch - batch,
+            shuffle=False,  # The stream shuffles itself, deterministically.
             callbacks=callbacks,
             verbose=verbose,
         )
@@ -186,6 +188,7 @@ def _fit_from(model, stream, *, start_step, steps_per_epoch, epochs, callbacks, 
             initial_epoch=epoch,
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
+            shuffle=False,
             callbacks=callbacks,
             verbose=verbose,
         )
@@ -418,21 +421,15 @@ def train_linear_classifier(run, data, model):
     ).map(lambda views, labels: (views[:, 0], labels))
     steps_per_epoch = max(data.train_source.num_examples // config.linear_batch_size, 1)
     with run.strategy.scope():
-        classifier = models_lib.LinearClassifier(model.encoder, data.num_classes)
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            schedules.scaled_learning_rate(config.linear_learning_rate, config.linear_batch_size),
-            decay_steps=max(config.linear_epochs * steps_per_epoch, 1),
-        )
-        classifier.compile(
-            optimizer=build_optimizer(
-                config.linear_optimizer, learning_rate, momentum=_LINEAR_MOMENTUM
-            ),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
+        classifier = compile_linear_classifier(
+            model.encoder, data.num_classes, optimizer=config.linear_optimizer,
+            learning_rate=config.linear_learning_rate, batch_size=config.linear_batch_size,
+            decay_steps=config.linear_epochs * steps_per_epoch, momentum=_LINEAR_MOMENTUM,
         )
     if config.linear_epochs:
         with keras_multi_worker_calls([classifier], run.strategy):
-            classifier.fit(images, epochs=config.linear_epochs, verbose=config.verbose)
+            classifier.fit(images, epochs=config.linear_epochs, shuffle=False,
+                           verbose=config.verbose)
     return classifier
 
 
