@@ -51,3 +51,16 @@ bench: install
 
 clean:
 	rm -rf $(VENV) *.egg-info build dist
+
+## The numeric tests (losses, models, training math, kNN) a second time with oneDNN off and one
+## thread per TensorFlow pool: float results must not depend on how TensorFlow schedules math
+## (kernel choice, summation order). End-to-end and non-numeric tests (notebook, SavedModel
+## subprocesses, run directory, train.py) already ran in `make test`; they are left out here.
+NUMERICS_ENV := TF_ENABLE_ONEDNN_OPTS=0 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
+NUMERICS_TESTS := tests/losses tests/models tests/training tests/evaluation/test_knn.py \
+	--ignore=tests/models/test_notebook.py --ignore=tests/models/test_export.py \
+	--ignore=tests/training/test_run_dir.py
+
+.PHONY: test-numerics
+test-numerics: install-test
+	$(NUMERICS_ENV) $(PY) -m pytest -q -m "not slow" $(NUMERICS_TESTS)
