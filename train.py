@@ -3,54 +3,64 @@
     python train.py                       # the main job: SupCon on the embedded digits data
     python train.py --flagfile=configs/supcon_cifar10.flags --model_dir=runs/cifar10
 
-Everything is written under --model_dir; the same command resumes a killed run.
+Everything is written under --model_dir; the same command resumes a killed or interrupted run,
+and a larger --epochs extends a finished one. A bad flag or input is answered with one line
+before any work; --verbosity=0 shows tracebacks and TensorFlow's own start-up lines.
 """
 
-import os
 import sys
 
-# TensorFlow's C++ start-up chatter hides the run's own output; TF_CPP_MIN_LOG_LEVEL=0 shows it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags, logging
 
-from absl import app, flags, logging  # noqa: E402
+from supcon import console
+from supcon import flags as supcon_flags
+from supcon.training import run_dir
 
-from supcon import flags as supcon_flags  # noqa: E402
-from supcon.training import NonFiniteLossError, RunDirectoryConflict, StrategyError  # noqa: E402
-from supcon.training import run as steps  # noqa: E402
-
+console.quiet_by_default()  # Before TensorFlow is imported (main imports it).
 supcon_flags.define_train_flags()
+FLAGS = flags.FLAGS
+PROGRAM = "train.py"
 
 
 def main(argv):
-    # TensorFlow logs SavedModel/checkpoint details at INFO through absl; show them only when
-    # asked for with --verbosity.
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        raise ValueError(f"train.py takes flags only. Received: {' '.join(argv[1:])}")
     config = supcon_flags.train_config()  # Parsed and validated before any work.
+    run_dir.check_writable(config.model_dir)
+    if config.dataset == "digits" and config.data_dir:
+        print(f"{PROGRAM}: warning: --data_dir={config.data_dir} is not used: digits is "
+              "embedded in the package.", file=sys.stderr)
+    console.import_tensorflow(show_native_logs=console.native_logs_requested(_verbose()))
+    from supcon.training import run as steps  # noqa: PLC0415  (TensorFlow: after the checks)
 
     run = steps.start(config)  # Strategy, seeds, determinism, precision.
     data = steps.build_data(run)  # Splits and the seeded, infinite training stream.
-    steps.claim_run_directory(run, data)  # Refuse a different run; resume the same one.
+    steps.claim_run_directory(run, data)  # Lock it; refuse a different run; resume the same.
     model = steps.build_training_model(run, data)  # Encoder + head, loss, optimizer.
     steps.pretrain(run, data, model)  # fit from the last checkpoint; saves model.keras.
     classifier = steps.train_linear_classifier(run, data, model)  # Frozen encoder.
     results = steps.evaluate(run, data, model, classifier)  # Test accuracy.
     steps.export(run, data, model, classifier, results)  # SavedModel, .keras, results.json.
-    print(f"Run directory: {config.model_dir} (test accuracy {results['test_accuracy']:.4f})")
+    accuracy = results["test_accuracy"]
+    print(f"Run directory: {config.model_dir}"
+          + (f" (test accuracy {accuracy:.4f})" if accuracy is not None else ""))
+
+
+def _verbose():
+    return FLAGS["verbosity"].present
 
 
 def _main_with_clear_errors(argv):
-    try:
-        main(argv)
-    except (RunDirectoryConflict, StrategyError, NonFiniteLossError) as error:
-        sys.exit(f"train.py: {type(error).__name__}: {error}")  # What to do, without a traceback.
+    # TensorFlow logs SavedModel/checkpoint details at INFO through absl; show them only when
+    # asked for with --verbosity.
+    if not _verbose():
+        logging.set_verbosity(logging.WARNING)
+    console.run_reporting_errors(PROGRAM, lambda: main(argv), show_tracebacks=_verbose())
 
 
 def run_main():
     """Console-script entry point (`supcon-train`)."""
-    app.run(_main_with_clear_errors)
+    app.run(_main_with_clear_errors, flags_parser=supcon_flags.one_line_parser(PROGRAM))
 
 
 if __name__ == "__main__":

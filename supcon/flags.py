@@ -16,9 +16,8 @@ import sys
 
 from absl import flags
 
-from supcon.data.augment import AUGMENTATIONS
-from supcon.training import optimizers, precision, schedules, strategy
-from supcon.training.config import METHODS, TrainConfig
+from supcon import choices
+from supcon.training.config import TrainConfig
 
 FLAGS = flags.FLAGS
 
@@ -81,7 +80,7 @@ def define_train_flags(flag_values=FLAGS):
     d.train("integer", "image_size", "Square training/eval image size in pixels; 0 keeps the dataset's own size.", lower_bound=0)
     d.train("integer", "views", "Augmented views per image in the contrastive batch.", lower_bound=1)
     d.train("enum", "augmentation", "Augmentation policy of the training views (Khosla et al. §4, App. B).",
-            enum_values=list(AUGMENTATIONS))
+            enum_values=list(choices.AUGMENTATIONS))
     d.train("float", "crop_min_scale",
             "Smallest area fraction of the random resized crop (paper and recipes: 0.08, SimCLR's; the digits main job: 0.5).",
             lower_bound=1e-3, upper_bound=1.0)
@@ -93,7 +92,7 @@ def define_train_flags(flag_values=FLAGS):
     d.section("Method and encoder")
     d.train("enum", "method", "supcon: SupCon loss (Khosla et al. Eq. 2); simclr: NT-Xent; genscl: generalized "
             "SupCon on label distributions (Kim et al. 2022); ce: cross-entropy baseline.",
-            enum_values=list(METHODS))
+            enum_values=list(choices.METHODS))
     d.train("enum", "depth", "ResNet depth.", enum_values=["18", "34", "50", "101", "152", "200"])
     d.train("enum", "resnet_version", "v1 (post-activation, the paper's) or v2 (pre-activation).",
             enum_values=["v1", "v2"])
@@ -137,7 +136,7 @@ def define_train_flags(flag_values=FLAGS):
             "Steps per epoch; 0 means one pass over the training split (its size // batch_size).",
             lower_bound=0)
     d.train("enum", "optimizer", "Optimizer; weight decay spares BN and biases for all.",
-            enum_values=list(optimizers.OPTIMIZERS))
+            enum_values=list(choices.OPTIMIZERS))
     d.train("float", "learning_rate", "Peak learning rate per 256 images; the run uses learning_rate * batch_size / 256.",
             lower_bound=1e-12)
     d.train("float", "momentum", "Momentum of lars/sgd/nesterov/rmsprop.", lower_bound=0.0,
@@ -145,8 +144,9 @@ def define_train_flags(flag_values=FLAGS):
     d.train("float", "lars_eta", "LARS trust coefficient η.", lower_bound=1e-12)
     d.train("float", "weight_decay", "Weight decay λ (coupled L2 for lars/sgd/nesterov/rmsprop/adam, decoupled for adamw/lamb).",
             lower_bound=0.0)
-    d.train("float", "warmup_epochs", "Linear warmup from 0, in epochs.", lower_bound=0.0)
-    d.train("enum", "lr_schedule", "Decay after warmup.", enum_values=list(schedules.SCHEDULES))
+    d.train("float", "warmup_epochs", "Linear warmup from 0, in epochs (default: 1, or a tenth of "
+            "--epochs when that is under 10).", lower_bound=0.0)
+    d.train("enum", "lr_schedule", "Decay after warmup.", enum_values=list(choices.SCHEDULES))
     d.train("float", "lr_decay_rate", "Factor of the exponential and piecewise schedules.",
             lower_bound=0.0, upper_bound=1.0)
     d.train("float", "lr_epochs_per_decay", "Epochs between exponential decays.",
@@ -157,7 +157,7 @@ def define_train_flags(flag_values=FLAGS):
     d.train("integer", "linear_epochs", "Epochs of the linear classifier on the frozen encoder (not for --method=ce).",
             lower_bound=0)
     d.train("enum", "linear_optimizer", "Optimizer of the linear classifier (no weight decay).",
-            enum_values=list(optimizers.OPTIMIZERS))
+            enum_values=list(choices.OPTIMIZERS))
     d.train("integer", "linear_batch_size", "Batch size of the linear classifier.", lower_bound=1)
     d.train("float", "linear_learning_rate", "Linear classifier learning rate per 256 images (cosine decay to 0).", lower_bound=1e-12)
 
@@ -165,10 +165,10 @@ def define_train_flags(flag_values=FLAGS):
     d.train("string", "model_dir", "Run directory: checkpoints, summaries, run_config.json, models, results.")
     d.train("boolean", "overwrite", "Delete a run with different settings found in --model_dir instead of refusing it.")
     d.train("enum", "strategy", "auto: mirrored over all GPUs, else one device; multi_worker reads TF_CONFIG.",
-            enum_values=list(strategy.STRATEGIES))
+            enum_values=list(choices.STRATEGIES))
     d.train("string", "tpu", "TPU for --strategy=tpu: grpc://HOST:PORT, a name, or `local`.")
     d.train("enum", "precision", "Compute dtype policy (float16 uses dynamic loss scaling; the loss stays float32).",
-            enum_values=list(precision.PRECISIONS))
+            enum_values=list(choices.PRECISIONS))
     d.train("integer", "seed", "Seed of the weights, the data order and the augmentations.")
     d.train("boolean", "deterministic", "Deterministic TF ops, so the same seed gives the same loss curve (a bit slower).")
     d.train("integer", "steps_per_execution", "Training steps per tf.function call.",
@@ -186,7 +186,7 @@ def define_train_flags(flag_values=FLAGS):
         "lr_boundaries", lambda v: _int_list("lr_boundaries", v),
         flag_values=flag_values, message="--lr_boundaries must be a comma-separated list of positive epochs, e.g. 30,60,80.")
     flags.register_multi_flags_validator(
-        ["warmup_epochs", "epochs"], lambda f: f["warmup_epochs"] < f["epochs"],
+        ["warmup_epochs", "epochs"], lambda f: f["warmup_epochs"] is None or f["warmup_epochs"] < f["epochs"],
         flag_values=flag_values, message="--warmup_epochs must be smaller than --epochs.")
     flags.register_multi_flags_validator(
         ["method", "mixup", "cutmix"],
@@ -198,13 +198,36 @@ def define_train_flags(flag_values=FLAGS):
     flags.register_multi_flags_validator(
         ["lr_schedule", "lr_boundaries", "warmup_epochs"],
         lambda f: f["lr_schedule"] != "piecewise" or (
-            bool(f["lr_boundaries"]) and all(float(b) > f["warmup_epochs"] for b in f["lr_boundaries"])),
+            bool(f["lr_boundaries"]) and all(float(b) > (f["warmup_epochs"] or 0) for b in f["lr_boundaries"])),
         flag_values=flag_values, message="--lr_schedule=piecewise needs --lr_boundaries (epochs after --warmup_epochs).")
     flags.register_multi_flags_validator(
         ["strategy", "tpu"], lambda f: f["tpu"] is None or f["strategy"] == "tpu",
         flag_values=flag_values, message="--tpu is only used with --strategy=tpu.")
 
     return d.sections
+
+
+def one_line_parser(program, flag_values=FLAGS):
+    """A flags parser for `absl.app.run` that answers a bad flag with one line and exit code 1.
+
+    absl's own parser prints `FATAL Flags parsing error: ...` and a usage hint on two lines.
+
+    Args:
+        program: str, the name that starts the line ("train.py").
+        flag_values: the `FlagValues` to parse into. Defaults to the global `FLAGS`.
+
+    Returns:
+        A function `argv -> remaining argv`.
+    """
+
+    def parse(argv):
+        try:
+            return flag_values(argv)
+        except flags.Error as error:
+            message = str(error).removeprefix("ERROR:: ")  # absl's prefix of flagfile errors.
+            sys.exit(f"{program}: {message}")
+
+    return parse
 
 
 def train_config(flag_values=FLAGS):
@@ -234,9 +257,7 @@ def define_eval_flags(flag_values=FLAGS):
         list of `(section title, [flag names])`, in definition order.
     """
     # Imported here: `train.py` does not need the evaluation package.
-    from supcon.evaluation import corruption_params  # noqa: PLC0415
-    from supcon.evaluation import knn, linear_eval  # noqa: PLC0415
-    from supcon.evaluation.runner import CORRUPTION_SOURCES  # noqa: PLC0415
+    from supcon.evaluation import corruption_params  # noqa: PLC0415  (NumPy only)
 
     d = _Definer(flag_values)
     d.section("Run to evaluate")
@@ -263,13 +284,13 @@ def define_eval_flags(flag_values=FLAGS):
     d.define("list", "severities", ["1", "2", "3", "4", "5"], "Severities to sweep (1..5).")
     d.define("enum", "corruption_source", "auto",
              "auto: prepared TFDS sets when all present, else generated; tfds: require them; "
-             "generate: always generate.", enum_values=list(CORRUPTION_SOURCES))
+             "generate: always generate.", enum_values=list(choices.CORRUPTION_SOURCES))
     d.define("boolean", "progress", True, "Progress bar over the corruption sweep.")
 
     d.section("kNN on the embeddings")
-    d.define("integer", "knn_k", knn.DEFAULT_K, "kNN neighbours (Wu et al. 2018); 0 skips kNN.",
+    d.define("integer", "knn_k", choices.KNN_DEFAULT_K, "kNN neighbours (Wu et al. 2018); 0 skips kNN.",
              lower_bound=0)
-    d.define("float", "knn_temperature", knn.DEFAULT_TEMPERATURE, "kNN vote temperature tau.",
+    d.define("float", "knn_temperature", choices.KNN_DEFAULT_TEMPERATURE, "kNN vote temperature tau.",
              lower_bound=1e-6)
 
     d.section("Classifier stage (linear classifier on the frozen encoder)")
@@ -277,7 +298,7 @@ def define_eval_flags(flag_values=FLAGS):
              "Train a new linear classifier even if the run has one.")
     d.define("enum", "classifier_optimizer", "auto",
              "auto: RMSProp for images >= 128 px (ImageNet-size), else SGD with momentum 0.9.",
-             enum_values=list(linear_eval.OPTIMIZERS))
+             enum_values=list(choices.CLASSIFIER_OPTIMIZERS))
     d.define("float", "classifier_learning_rate", None,
              "Learning rate per 256 examples (default: the optimizer's).", lower_bound=1e-12)
     d.define("integer", "classifier_epochs", None,
@@ -285,7 +306,7 @@ def define_eval_flags(flag_values=FLAGS):
     d.define("integer", "classifier_batch_size", None,
              "Classifier batch size (default: the run's, else 128).", lower_bound=1)
     d.define("enum", "classifier_augmentation", "none",
-             "Augmentation of the classifier's training images.", enum_values=list(AUGMENTATIONS))
+             "Augmentation of the classifier's training images.", enum_values=list(choices.AUGMENTATIONS))
     return d.sections
 
 

@@ -43,7 +43,7 @@ import tensorflow as tf
 from supcon.data import _seeds
 from supcon.data import autoaugment as _autoaugment
 
-AUGMENTATIONS = ("simaugment", "autoaugment", "randaugment", "stacked_randaugment", "none")
+from supcon.choices import AUGMENTATIONS  # noqa: E402
 PAPER_CROP_SCALE = (0.08, 1.0)  # RandomResizedCrop scale (Chen et al. 2020, Appendix A).
 CROP_ASPECT_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 COLOR_JITTER = (0.4, 0.4, 0.4, 0.1)  # Brightness, contrast, saturation, hue (SupCon code).

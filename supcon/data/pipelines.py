@@ -5,10 +5,21 @@ int32 `[B]`, or float32 label distributions `[B, V, C]` when MixUp/CutMix is on.
 Eval element: `(images, labels)`, images float32 `[B, H, W, 3]`, labels int32 `[B]`.
 
 Order of the training pipeline: source -> cache (decoded, small sets) -> shuffle
-(seeded) -> [repeat] -> enumerate -> parallel map making V views (stateless seeds from
+(seeded) -> enumerate -> parallel map making V views (stateless seeds from
 `(seed, element index, view)`) -> batch with `drop_remainder` -> [MixUp/CutMix per view]
 -> prefetch. Options: deterministic order, and `AutoShardPolicy.DATA` so
 `tf.distribute` shards by element (works for any source and for multi-worker).
+
+The training stream (`repeat=True`) is a pure function of `(seed, batch index)`: pass `p`
+over the data is shuffled with its own seed, derived from `(seed, p)`, and never reshuffled,
+so every iterator made over the stream (Keras makes and drops one at the start of each `fit`)
+yields the same batches, and `start_batch=s` yields exactly the batches from `s` on of the
+stream that starts at 0. That is what makes a killed run resume to the same model
+(`supcon.training.resume`). Skipping is cheap: whole passes are never read, and inside the
+first pass only the elements before `s` are, un-augmented.
+
+A single pass (`repeat=False`, for `model.fit(..., epochs=N)` without `steps_per_epoch`) is
+reshuffled on every iteration instead, so that each epoch sees another order.
 """
 
 import tensorflow as tf
@@ -21,12 +32,14 @@ from supcon.data import sources as _sources
 CACHE_LIMIT_BYTES = 1 << 30  # Cache decoded images of data sets up to 1 GiB.
 MAX_SHUFFLE_BUFFER = 10_000
 DEFAULT_LARGE_IMAGE_SIZE = 224  # When the source's images vary in size.
+_PASS_SEED_TAG = -2  # Folded into the root seed for the shuffle seeds of the passes (MixUp: -1).
+_PASS_GRAPH_SEED = 0x5C0  # Graph-level seed of the pass shuffles (any fixed nonzero int).
 
 
 def pipeline(source="digits", split="train", *, views=2, augmentation="simaugment",
              batch_size, training, seed=0, mixup=0.0, cutmix=0.0, image_size=None,
              data_dir=None, crop_scale=_augment.PAPER_CROP_SCALE, num_ops=2, magnitude=9,
-             cache=None, shuffle_buffer=None, repeat=False):
+             cache=None, shuffle_buffer=None, repeat=False, start_batch=0):
     """Builds the input pipeline for training (V augmented views) or evaluation.
 
     Args:
@@ -54,8 +67,11 @@ def pipeline(source="digits", split="train", *, views=2, augmentation="simaugmen
         cache: cache decoded images in memory; default when the split's decoded images
             are known to fit in 1 GiB.
         shuffle_buffer: default: the whole split, up to 10,000 elements.
-        repeat: repeat the training data indefinitely (default `False`: one epoch per
-            iteration, as `Model.fit` expects).
+        repeat: the infinite training stream, a pure function of `(seed, batch index)`
+            (default `False`: one epoch per iteration, reshuffled each time, as `Model.fit`
+            without `steps_per_epoch` expects).
+        start_batch: with `repeat=True`, the stream from this batch index on (a resumed
+            run passes its global step). Default 0.
 
     Returns:
         A `tf.data.Dataset` of the elements described in the module docstring.
@@ -76,6 +92,12 @@ def pipeline(source="digits", split="train", *, views=2, augmentation="simaugmen
     if not training and (mixup or cutmix):
         raise ValueError("MixUp/CutMix are training augmentations. Received: training=False "
                          f"with mixup={mixup}, cutmix={cutmix}")
+    if isinstance(start_batch, bool) or not isinstance(start_batch, int) or start_batch < 0:
+        raise ValueError(f"`start_batch` must be an int >= 0. Received: start_batch={start_batch!r}")
+    if start_batch and not (training and repeat):
+        raise ValueError("`start_batch` applies to the training stream (training=True, "
+                         f"repeat=True). Received: start_batch={start_batch}, training={training}, "
+                         f"repeat={repeat}")
     if mixup < 0:
         raise ValueError(f"`mixup` must be >= 0. Received: mixup={mixup}")
     if not 0 <= cutmix <= 1:
@@ -109,17 +131,19 @@ def pipeline(source="digits", split="train", *, views=2, augmentation="simaugmen
 
     root = _seeds.root_seed(seed)
     buffer = shuffle_buffer or min(source.num_examples, MAX_SHUFFLE_BUFFER)
-    dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    first_element = start_batch * batch_size
     if repeat:
-        dataset = dataset.repeat()
+        dataset = _seeded_passes(dataset, buffer, root, source.num_examples, first_element)
+    else:
+        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
 
     def make_views(index, example):
         image, label = example
         view_list = [policy(image, _seeds.fold_in(root, index, v)) for v in range(views)]
         return tf.stack(view_list), label
 
-    dataset = dataset.enumerate().map(make_views, num_parallel_calls=tf.data.AUTOTUNE,
-                                      deterministic=True)
+    dataset = dataset.enumerate(start=first_element).map(
+        make_views, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.batch(batch_size, drop_remainder=True)
     if mixup or cutmix:
         num_classes = source.info.num_classes
@@ -129,9 +153,33 @@ def pipeline(source="digits", split="train", *, views=2, augmentation="simaugmen
             return _mixing.mix_views(batch[0], batch[1], num_classes,
                                      _seeds.fold_in(mix_root, index), mixup=mixup, cutmix=cutmix)
 
-        dataset = dataset.enumerate().map(mix, num_parallel_calls=tf.data.AUTOTUNE,
-                                          deterministic=True)
+        dataset = dataset.enumerate(start=start_batch).map(
+            mix, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(_options())
+
+
+def _seeded_passes(dataset, buffer, root, num_examples, first_element):
+    """Endless passes over `dataset`, pass `p` shuffled with a seed of `(root, p)` alone.
+
+    Starts at element `first_element` of that endless sequence: passes before it are never
+    read, and only the first `first_element % num_examples` elements of its pass are skipped.
+    """
+    if num_examples < 1:
+        raise ValueError(f"The training data is empty. Received: num_examples={num_examples}")
+    first_pass, offset = divmod(first_element, num_examples)
+    pass_root = _seeds.fold_in(root, _PASS_SEED_TAG)
+
+    def one_pass(index):
+        # This runs while tf.data traces the function, in its own graph: `set_seed` sets that
+        # graph's seed only. `shuffle` pairs it with the tensor seed of the pass, so the order
+        # depends on neither TensorFlow's global seed nor on how many iterators came before (and
+        # a global seed of 0 cannot meet a tensor op seed in `random_seed.get_seed`'s `== (0, 0)`).
+        tf.random.set_seed(_PASS_GRAPH_SEED)
+        pass_seed = _seeds.fold_in(pass_root, index)[0]
+        return dataset.shuffle(buffer, seed=pass_seed, reshuffle_each_iteration=False)
+
+    passes = tf.data.Dataset.counter(first_pass).flat_map(one_pass)
+    return passes.skip(offset) if offset else passes
 
 
 def _options():

@@ -9,23 +9,30 @@
 * `evaluate_run(model_dir, ...)`: everything eval.py does; `compare_runs(dirs, out)`: side by side.
 """
 
-from supcon.evaluation.calibration import expected_calibration_error
-from supcon.evaluation.calibration import reliability_bins
-from supcon.evaluation.corruption_params import ALEXNET_CLEAN_ERROR
-from supcon.evaluation.corruption_params import ALEXNET_ERRORS
-from supcon.evaluation.corruption_params import ALL_CORRUPTIONS
-from supcon.evaluation.corruption_params import BENCHMARK_CORRUPTIONS
-from supcon.evaluation.corruption_params import EXTRA_CORRUPTIONS
-from supcon.evaluation.corruptions import corrupt
-from supcon.evaluation.knn import knn_accuracy
-from supcon.evaluation.knn import knn_predict
-from supcon.evaluation.linear_eval import train_linear_classifier
-from supcon.evaluation.metrics import corruption_summary
-from supcon.evaluation.metrics import top_k_accuracy
-from supcon.evaluation.report import compare_runs
-from supcon.evaluation.report import write_report
-from supcon.evaluation.runner import EvalInputError
-from supcon.evaluation.runner import evaluate_run
+
+from supcon import _lazy
+
+_EXPORTS = {
+    "expected_calibration_error": "supcon.evaluation.calibration",
+    "reliability_bins": "supcon.evaluation.calibration",
+    "ALEXNET_CLEAN_ERROR": "supcon.evaluation.corruption_params",
+    "ALEXNET_ERRORS": "supcon.evaluation.corruption_params",
+    "ALL_CORRUPTIONS": "supcon.evaluation.corruption_params",
+    "BENCHMARK_CORRUPTIONS": "supcon.evaluation.corruption_params",
+    "EXTRA_CORRUPTIONS": "supcon.evaluation.corruption_params",
+    "corrupt": "supcon.evaluation.corruptions",
+    "knn_accuracy": "supcon.evaluation.knn",
+    "knn_predict": "supcon.evaluation.knn",
+    "train_linear_classifier": "supcon.evaluation.linear_eval",
+    "corruption_summary": "supcon.evaluation.metrics",
+    "top_k_accuracy": "supcon.evaluation.metrics",
+    "compare_runs": "supcon.evaluation.report",
+    "write_report": "supcon.evaluation.report",
+    "EvalInputError": "supcon.evaluation.runner",
+    "evaluate_run": "supcon.evaluation.runner",
+}
+__getattr__, __dir__ = _lazy.exports(__name__, _EXPORTS)
+
 
 __all__ = [
     "ALEXNET_CLEAN_ERROR",

@@ -10,8 +10,8 @@ never sees labels here: it measures how well classes cluster in the embedding.
 import numpy as np
 import tensorflow as tf
 
-DEFAULT_K = 200  # Wu et al. 2018 §4.1.
-DEFAULT_TEMPERATURE = 0.07  # Wu et al. 2018 §3.1, tau = 0.07.
+from supcon.choices import KNN_DEFAULT_K as DEFAULT_K  # noqa: E402  Wu et al. 2018 §4.1.
+from supcon.choices import KNN_DEFAULT_TEMPERATURE as DEFAULT_TEMPERATURE  # noqa: E402
 
 
 def knn_predict(train_features, train_labels, test_features, *, num_classes, k=DEFAULT_K,

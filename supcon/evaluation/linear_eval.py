@@ -8,7 +8,7 @@ size (lr * batch / 256) and decayed with a cosine schedule. Accuracy is read
 after the last epoch; no epoch is picked on the test set.
 """
 
-OPTIMIZERS = ("auto", "sgd", "rmsprop")
+from supcon.choices import CLASSIFIER_OPTIMIZERS as OPTIMIZERS  # noqa: E402
 LARGE_IMAGE_SIZE = 128  # Image side from which "auto" picks RMSProp (ImageNet-size data).
 SGD_MOMENTUM = 0.9
 DEFAULT_SGD_LEARNING_RATE = 0.5  # Per 256 examples; supcon.training's linear stage uses the same.

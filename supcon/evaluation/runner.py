@@ -18,7 +18,7 @@ from supcon.evaluation import calibration, corrupted_data, knn, linear_eval, met
 from supcon.evaluation import corruption_params as cp
 from supcon.evaluation.corruptions import corrupt
 
-CORRUPTION_SOURCES = ("auto", "tfds", "generate")
+from supcon.choices import CORRUPTION_SOURCES  # noqa: E402
 
 
 class EvalInputError(ValueError):

@@ -8,25 +8,31 @@
 * `TrainConfig`, `train`: one whole run (pre-train, linear evaluation, export).
 """
 
-from supcon.training.checkpointing import CheckpointCallback
-from supcon.training.checkpointing import NonFiniteLossError
-from supcon.training.checkpointing import NonFiniteLossGuard
-from supcon.training.checkpointing import RunCheckpointer
-from supcon.training.config import METHODS
-from supcon.training.config import TrainConfig
-from supcon.training.lars import LARS
-from supcon.training.optimizers import OPTIMIZERS
-from supcon.training.optimizers import build_optimizer
-from supcon.training.precision import PRECISIONS
-from supcon.training.precision import set_precision
-from supcon.training.run_dir import RunDirectoryConflict
-from supcon.training.schedules import SCHEDULES
-from supcon.training.schedules import ConstantSchedule
-from supcon.training.schedules import LinearWarmup
-from supcon.training.schedules import build_schedule
-from supcon.training.strategy import STRATEGIES
-from supcon.training.strategy import StrategyError
-from supcon.training.strategy import build_strategy
+
+from supcon import _lazy
+from supcon.training.config import METHODS, TrainConfig  # TensorFlow-free.
+
+_EXPORTS = {
+    "CheckpointCallback": "supcon.training.checkpointing",
+    "NonFiniteLossError": "supcon.training.checkpointing",
+    "NonFiniteLossGuard": "supcon.training.checkpointing",
+    "RunCheckpointer": "supcon.training.checkpointing",
+    "RunInterrupted": "supcon.training.checkpointing",
+    "LARS": "supcon.training.lars",
+    "OPTIMIZERS": "supcon.training.optimizers",
+    "build_optimizer": "supcon.training.optimizers",
+    "PRECISIONS": "supcon.training.precision",
+    "set_precision": "supcon.training.precision",
+    "RunDirectoryConflict": "supcon.training.run_dir",
+    "SCHEDULES": "supcon.training.schedules",
+    "ConstantSchedule": "supcon.training.schedules",
+    "LinearWarmup": "supcon.training.schedules",
+    "build_schedule": "supcon.training.schedules",
+    "STRATEGIES": "supcon.training.strategy",
+    "StrategyError": "supcon.training.strategy",
+    "build_strategy": "supcon.training.strategy",
+}
+__getattr__, __dir__ = _lazy.exports(__name__, _EXPORTS)
 
 
 def train(config=TrainConfig(), *, strategy=None):
@@ -48,6 +54,7 @@ __all__ = [
     "PRECISIONS",
     "RunCheckpointer",
     "RunDirectoryConflict",
+    "RunInterrupted",
     "SCHEDULES",
     "STRATEGIES",
     "StrategyError",

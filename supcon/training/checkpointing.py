@@ -26,6 +26,10 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or Inf; the run stops before saving the bad weights."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """The run was interrupted (Ctrl-C); its last step is checkpointed and the same command resumes."""
+
+
 class RunCheckpointer:
     """Saves and restores a model and its optimizer with a `tf.train.CheckpointManager`.
 
@@ -85,6 +89,17 @@ class RunCheckpointer:
             shutil.rmtree(self._write_dir, ignore_errors=True)
             return None
         return path
+
+    def save_if_new(self):
+        """Saves the current step unless the newest checkpoint already holds it.
+
+        Returns:
+            The checkpoint path, or None when nothing was written.
+        """
+        latest = self.manager.latest_checkpoint
+        if self.step == 0 or (latest and latest.endswith(f"-{self.step}")):
+            return None
+        return self.save()
 
     def restore_latest(self):
         """Restores the newest readable checkpoint, newest first, warning about unreadable ones.

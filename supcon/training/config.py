@@ -8,7 +8,27 @@ in a few minutes on 2 CPU cores.
 
 import dataclasses
 
-METHODS = ("supcon", "simclr", "genscl", "ce")
+from supcon.choices import METHODS  # noqa: F401  (re-exported)
+
+
+DEFAULT_WARMUP_EPOCHS = 1.0
+WARMUP_FRACTION_OF_SHORT_RUNS = 0.1
+
+
+def default_warmup_epochs(epochs):
+    """The warmup when none is given: 1 epoch, or a tenth of runs shorter than 10 epochs.
+
+    Args:
+        epochs: int, the run's pre-training epochs.
+
+    Returns:
+        float, always smaller than `epochs` when `epochs` > 0.
+
+    Example:
+        >>> default_warmup_epochs(30), default_warmup_epochs(4)
+        (1.0, 0.4)
+    """
+    return min(DEFAULT_WARMUP_EPOCHS, WARMUP_FRACTION_OF_SHORT_RUNS * epochs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +78,8 @@ class TrainConfig:
     momentum: float = 0.9
     lars_eta: float = 0.001
     weight_decay: float = 1e-4
-    warmup_epochs: float = 1.0
+    # None: `default_warmup_epochs(epochs)`, so that no default makes a short run invalid.
+    warmup_epochs: float | None = None
     lr_schedule: str = "cosine"
     lr_decay_rate: float = 0.1
     lr_epochs_per_decay: float = 30.0
@@ -80,6 +101,15 @@ class TrainConfig:
     checkpoint_steps: int = 100
     keep_checkpoints: int = 3
     verbose: int = 1
+
+    def __post_init__(self):
+        if self.warmup_epochs is None:
+            object.__setattr__(self, "warmup_epochs", default_warmup_epochs(self.epochs))
+        elif not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(
+                f"`warmup_epochs` must be in [0, epochs={self.epochs}). "
+                f"Received: warmup_epochs={self.warmup_epochs}"
+            )
 
     def to_json(self):
         """The settings as a JSON-compatible dict (tuples become lists)."""

@@ -20,7 +20,7 @@ import keras
 
 from supcon.training.lars import DEFAULT_EXCLUSIONS, LARS, is_excluded
 
-OPTIMIZERS = ("lars", "sgd", "nesterov", "rmsprop", "adam", "adamw", "lamb")
+from supcon.choices import OPTIMIZERS  # noqa: E402
 
 
 class _CoupledDecayMixin:

@@ -9,7 +9,7 @@ default; bfloat16 has float32's exponent range and needs no scaling.
 
 import keras
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+from supcon.choices import PRECISIONS  # noqa: E402
 
 
 def set_precision(precision="float32"):

@@ -3,19 +3,11 @@
 The run is a few steps, each one call: `start` (strategy, seeds) → `build_data` →
 `claim_run_directory` → `build_training_model` → `pretrain` (resumable) →
 `train_linear_classifier` → `evaluate` → `export`. `train.py` calls them in that order;
-`train(config)` does the same in one call, for notebooks.
-
-Resuming mid-epoch, deterministically: the training data is one infinite stream, a deterministic
-function of the seed (`pipeline(..., repeat=True)`), consumed in order by `fit` with a fixed
-`steps_per_epoch` (Keras keeps one iterator across epochs when `steps_per_epoch` is set). The
-checkpoint holds the model and optimizer, whose `iterations` is the global step `s`; a resumed
-run skips the first `s` batches of the stream, finishes the interrupted epoch with one short
-`fit`, then runs the remaining epochs. With `deterministic=True` (op determinism) the resumed run
-ends with the same weights as an uninterrupted one. Skipping re-reads the skipped batches
-(augmentations included), which costs input-pipeline time on resume only.
+`train(config)` does the same in one call, for notebooks. Resuming at any step is
+`supcon.training.resume`; the Keras multi-worker workaround is `supcon.training.multi_worker`;
+the run directory (its config, lock and `--overwrite`) is `supcon.training.run_dir`.
 """
 
-import contextlib
 import dataclasses
 import os
 
@@ -25,10 +17,11 @@ import tensorflow as tf
 from supcon import data as data_lib
 from supcon import losses as losses_lib
 from supcon import models as models_lib
-from supcon.training import checkpointing, run_dir, schedules
+from supcon.training import checkpointing, resume, run_dir, schedules
 from supcon.training import strategy as strategy_lib
 from supcon.training.config import TrainConfig
 from supcon.training.linear_stage import compile_linear_classifier
+from supcon.training.multi_worker import keras_multi_worker_calls
 from supcon.training.optimizers import build_optimizer
 from supcon.training.precision import set_precision
 from supcon.training.summaries import EpochSummaries
@@ -113,85 +106,12 @@ def build_model(config, num_classes, image_size):
     return model
 
 
-@contextlib.contextmanager
-def keras_multi_worker_calls(models, strategy, *, local=False):
-    """Lets Keras 3 `fit`/`evaluate` run under `MultiWorkerMirroredStrategy`.
-
-    Keras 3.15's TF trainer has two bugs with this strategy (keras-team/keras#20585,
-    tensorflow/tensorflow#72388):
-      1. Before each `fit` it "symbolically builds" the model by reducing the first distributed
-         batch with `strategy.reduce(..., axis=None)`, which fails on a `(views, labels)`
-         structure ("Attempt to convert a value (PerReplica...)"). That only happens when the
-         model remembers the strategy it was created under: with the reference cleared, Keras
-         takes the strategy from the enclosing `strategy.scope()` (our models are built
-         explicitly beforehand, so the build is not needed).
-      2. It reduces each step's logs with `strategy.reduce("MEAN", v, axis=0)`, which fails on
-         scalars. The step's logs are reshaped to `[1]` here, so that reduction becomes the
-         mean over all replicas of all workers: the metrics are aggregated correctly.
-    With `local=True` the block runs outside the strategy (evaluating the whole test set on
-    every worker). Other strategies are untouched.
-
-    Args:
-        models: the `keras.Model`s whose `fit`/`evaluate` run in the block.
-        strategy: the run's strategy.
-        local: bool, run the calls without distribution. Defaults to False.
-    """
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        yield
-        return
-    # Private Keras attribute and an instance-level `train_step`, on purpose: see the docstring.
-    saved = [m._distribute_strategy for m in models]  # noqa: SLF001
-    for model in models:
-        model._distribute_strategy = None  # noqa: SLF001
-        model.train_step = _rank1_logs(model.train_step)
-    try:
-        with contextlib.nullcontext() if local else strategy.scope():
-            yield
-    finally:
-        for model, value in zip(models, saved):
-            model._distribute_strategy = value  # noqa: SLF001
-            del model.train_step
-
-
-def _rank1_logs(train_step):
-    def step(data):
-        return {name: tf.reshape(value, [1]) for name, value in train_step(data).items()}
-
-    return step
-
-
 def _nan_hint(config):
     return (
         f"Try a lower --learning_rate (now {config.learning_rate}), a higher --temperature "
         f"(now {config.temperature}), more --warmup_epochs (now {config.warmup_epochs}), or "
         "--precision=float32."
     )
-
-
-def _fit_from(model, stream, *, start_step, steps_per_epoch, epochs, callbacks, verbose):
-    """Runs `fit` from global step `start_step` to `epochs * steps_per_epoch` on `stream`."""
-    epoch, batch = divmod(start_step, steps_per_epoch)
-    if batch:  # Finish the interrupted epoch first.
-        model.fit(
-            stream.skip(start_step),
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            steps_per_epoch=steps_per_epoch - batch,
-            shuffle=False,  # The stream shuffles itself, deterministically.
-            callbacks=callbacks,
-            verbose=verbose,
-        )
-        epoch += 1
-    if epoch < epochs:
-        model.fit(
-            stream.skip(epoch * steps_per_epoch),
-            initial_epoch=epoch,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            shuffle=False,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
 
 
 @dataclasses.dataclass
@@ -205,6 +125,7 @@ class Run:
         out_dir: str, where this process writes (`model_dir`, or `model_dir/workerN` for the
             other workers of a multi-worker run).
         worker: int, this worker's index.
+        lock: the `run_dir.RunLock` on `model_dir` once claimed (chief only), else None.
     """
 
     config: TrainConfig
@@ -212,18 +133,28 @@ class Run:
     chief: bool
     out_dir: str
     worker: int
+    lock: object = None
 
 
 @dataclasses.dataclass
 class RunData:
-    """The run's data: sources, sizes and the infinite, seeded training stream."""
+    """The run's data: sources, sizes and the infinite, seeded training stream.
+
+    Attributes:
+        train_source, test_source: `supcon.data.Source`s.
+        num_classes: int.
+        image_size: int, square side of the model's input.
+        steps_per_epoch: int.
+        stream_from: function `batch index -> tf.data.Dataset`, the training stream from that
+            batch on (a pure function of the seed and the index: `supcon.training.resume`).
+    """
 
     train_source: object
     test_source: object
     num_classes: int
     image_size: int
     steps_per_epoch: int
-    stream: tf.data.Dataset
+    stream_from: object
 
 
 def start(config, *, strategy=None):
@@ -273,44 +204,72 @@ def build_data(run):
             f"`batch_size` is larger than the {train_source.num_examples} training examples. "
             f"Received: batch_size={config.batch_size}"
         )
-    stream = data_lib.pipeline(
-        train_source,
-        "train",
-        views=config.views,
-        augmentation=config.augmentation,
-        crop_scale=(config.crop_min_scale, 1.0),
-        batch_size=config.batch_size,
-        training=True,
-        seed=config.seed,
-        mixup=config.mixup,
-        cutmix=config.cutmix,
-        image_size=image_size,
-        repeat=True,  # One infinite stream: element indices (and augmentations) never repeat.
-    )
-    if config.teacher:
-        stream = with_teacher_targets(
-            stream, load_teacher(config.teacher), num_classes=num_classes,
-            weight=config.teacher_weight,
+    teacher = load_teacher(config.teacher) if config.teacher else None
+
+    def stream_from(start_batch):
+        stream = data_lib.pipeline(
+            train_source,
+            "train",
+            views=config.views,
+            augmentation=config.augmentation,
+            crop_scale=(config.crop_min_scale, 1.0),
+            batch_size=config.batch_size,
+            training=True,
+            seed=config.seed,
+            mixup=config.mixup,
+            cutmix=config.cutmix,
+            image_size=image_size,
+            repeat=True,  # One infinite stream: element indices (and augmentations) never repeat.
+            start_batch=start_batch,
         )
-    return RunData(train_source, test_source, num_classes, image_size, steps_per_epoch, stream)
+        if teacher is not None:
+            stream = with_teacher_targets(stream, teacher, num_classes=num_classes,
+                                          weight=config.teacher_weight)
+        return stream
+
+    stream_from(0)  # Builds (and so checks) the pipeline before any work.
+    return RunData(train_source, test_source, num_classes, image_size, steps_per_epoch,
+                   stream_from)
 
 
 def claim_run_directory(run, data):
-    """Writes `run_config.json`, refusing a `model_dir` that holds a different run.
+    """Locks `model_dir` and writes `run_config.json`, refusing a directory with another run.
+
+    The lock (`run_dir.RunLock`, kept in `run.lock`) stops a second process from training into
+    the same directory; it is released when the process ends, or by `release_run_directory`.
 
     Args:
         run: `Run`.
         data: `RunData` (for `num_classes` and `image_size`).
 
     Returns:
-        bool, whether the same run was found there (it will resume).
+        str: "new", "resume" or "extend" (`run_dir.prepare`); "new" on non-chief workers.
     """
     if not run.chief:
         os.makedirs(run.out_dir, exist_ok=True)
-        return False
+        return "new"
     run_config = dict(run.config.to_json(), num_classes=data.num_classes,
                       image_size=data.image_size)
-    return run_dir.prepare(run.config.model_dir, run_config, overwrite=run.config.overwrite)
+    run.lock = run_dir.RunLock(run.config.model_dir)
+    try:
+        state = run_dir.prepare(run.config.model_dir, run_config, overwrite=run.config.overwrite)
+    except BaseException:
+        release_run_directory(run)
+        raise
+    if state == "extend":
+        print(f"Extending the run in {run.config.model_dir} to {run.config.epochs} epochs.")
+    return state
+
+
+def release_run_directory(run):
+    """Releases the lock taken by `claim_run_directory` (idempotent).
+
+    Args:
+        run: `Run`.
+    """
+    if run.lock is not None:
+        run.lock.release()
+        run.lock = None
 
 
 def build_training_model(run, data):
@@ -384,22 +343,34 @@ def pretrain(run, data, model):
     if run.chief:
         callbacks.append(EpochSummaries(os.path.join(config.model_dir, "summaries")))
     if start_step < total_steps:
-        with keras_multi_worker_calls([model], run.strategy):
-            _fit_from(
-                model,
-                data.stream,
-                start_step=start_step,
-                steps_per_epoch=data.steps_per_epoch,
-                epochs=config.epochs,
-                callbacks=callbacks,
-                verbose=config.verbose,
-            )
+        try:
+            with keras_multi_worker_calls([model], run.strategy):
+                resume.fit_from(
+                    model,
+                    data.stream_from,
+                    start_step=start_step,
+                    steps_per_epoch=data.steps_per_epoch,
+                    epochs=config.epochs,
+                    callbacks=callbacks,
+                    verbose=config.verbose,
+                )
+        except KeyboardInterrupt:
+            # Ctrl-C lands between steps (a step is one uninterruptible graph call), so the
+            # variables are those of step `iterations`: keep them, and say how to go on.
+            checkpointer.save_if_new()
+            raise checkpointing.RunInterrupted(
+                f"Interrupted at step {checkpointer.step} of {total_steps}; the checkpoint is in "
+                f"{checkpointer.directory}. Run the same command to resume."
+            ) from None
     # Saved before stage 2, which freezes the (shared) encoder.
     model.save(os.path.join(run.out_dir, "model.keras"))
 
 
 def train_linear_classifier(run, data, model):
     """Stage 2: `LinearClassifier(model.encoder)` on shuffled, un-augmented training images.
+
+    The images come from a seeded stream (`pipeline(..., repeat=True)`) read `steps_per_epoch`
+    batches per epoch, so a rerun after a kill trains the same classifier.
 
     Args:
         run: `Run` (`linear_*` fields of its config).
@@ -408,16 +379,16 @@ def train_linear_classifier(run, data, model):
 
     Returns:
         The trained, compiled `LinearClassifier`, or None for `method="ce"` (whose model has
-        its own classifier).
+        its own classifier) and for `linear_epochs=0` (no stage 2: nothing to report).
     """
     config = run.config
-    if config.method == "ce":
+    if config.method == "ce" or not config.linear_epochs:
         return None
-    # The training pipeline with one un-augmented view: shuffled each epoch, seeded.
+    # The training stream with one un-augmented view: each pass shuffled, seeded.
     images = data_lib.pipeline(
         data.train_source, "train", views=1, augmentation="none",
         batch_size=config.linear_batch_size, training=True, image_size=data.image_size,
-        seed=config.seed,
+        seed=config.seed, repeat=True,
     ).map(lambda views, labels: (views[:, 0], labels))
     steps_per_epoch = max(data.train_source.num_examples // config.linear_batch_size, 1)
     with run.strategy.scope():
@@ -426,10 +397,9 @@ def train_linear_classifier(run, data, model):
             learning_rate=config.linear_learning_rate, batch_size=config.linear_batch_size,
             decay_steps=config.linear_epochs * steps_per_epoch, momentum=_LINEAR_MOMENTUM,
         )
-    if config.linear_epochs:
-        with keras_multi_worker_calls([classifier], run.strategy):
-            classifier.fit(images, epochs=config.linear_epochs, shuffle=False,
-                           verbose=config.verbose)
+    with keras_multi_worker_calls([classifier], run.strategy):
+        classifier.fit(images, epochs=config.linear_epochs, steps_per_epoch=steps_per_epoch,
+                       shuffle=False, verbose=config.verbose)
     return classifier
 
 
@@ -442,12 +412,18 @@ def evaluate(run, data, model, classifier):
         run: `Run`.
         data: `RunData`.
         model: the pre-trained model.
-        classifier: the `LinearClassifier`, or None for `method="ce"`.
+        classifier: the `LinearClassifier`, or None (`method="ce"`, or no stage 2).
 
     Returns:
-        dict: `test_accuracy`, `method`, `dataset`, `steps`.
+        dict: `test_accuracy` (None without a classifier), `method`, `dataset`, `steps`.
     """
     config = run.config
+    steps = int(model.optimizer.iterations.numpy())
+    if classifier is None and config.method != "ce":
+        print("No test accuracy: stage 2 was skipped (--linear_epochs=0). "
+              f"`eval.py --model_dir={config.model_dir}` trains a classifier and reports it.")
+        return {"test_accuracy": None, "method": config.method, "dataset": config.dataset,
+                "steps": steps}
     test_images = data_lib.pipeline(
         data.test_source, "test", batch_size=config.linear_batch_size, training=False,
         image_size=data.image_size, seed=config.seed,
@@ -459,7 +435,7 @@ def evaluate(run, data, model, classifier):
         "test_accuracy": float(scores["accuracy"]),
         "method": config.method,
         "dataset": config.dataset,
-        "steps": int(model.optimizer.iterations.numpy()),
+        "steps": steps,
     }
     print(f"Test accuracy ({config.method}, {config.dataset}): {results['test_accuracy']:.4f}")
     return results
@@ -498,9 +474,12 @@ def train(config=TrainConfig(), *, strategy=None):
     run = start(config, strategy=strategy)
     data = build_data(run)
     claim_run_directory(run, data)
-    model = build_training_model(run, data)
-    pretrain(run, data, model)
-    classifier = train_linear_classifier(run, data, model)
-    results = evaluate(run, data, model, classifier)
-    export(run, data, model, classifier, results)
+    try:
+        model = build_training_model(run, data)
+        pretrain(run, data, model)
+        classifier = train_linear_classifier(run, data, model)
+        results = evaluate(run, data, model, classifier)
+        export(run, data, model, classifier, results)
+    finally:
+        release_run_directory(run)
     return results

@@ -1,9 +1,16 @@
-"""The run directory (`--model_dir`): its resolved config, atomic JSON writes, and --overwrite.
+"""The run directory (`--model_dir`): its resolved config, its lock, atomic JSON writes, --overwrite.
 
-Layout (see CONTRACTS.md): `run_config.json`, `model.keras`, `classifier.keras`, `results.json`,
-`checkpoints/`, `summaries/`, `saved_model/`, `eval/`.
+Layout: `run_config.json`, `model.keras`, `classifier.keras`, `results.json`, `checkpoints/`,
+`summaries/`, `saved_model/`, `eval/`, and `.lock` while a training process owns the directory.
+
+A directory is claimed by the settings in its `run_config.json`: the same settings resume the run,
+a larger `epochs` extends it (training goes on from its last checkpoint), anything else is refused
+unless `--overwrite` (which deletes that run's files, and only them). TensorFlow-free, so
+`train.py` checks the directory before TensorFlow starts.
 """
 
+import errno
+import fcntl
 import json
 import os
 import shutil
@@ -29,8 +36,85 @@ RESUME_IGNORED = frozenset(
 )
 
 
-class RunDirectoryConflict(RuntimeError):
-    """`model_dir` holds a run made with different settings."""
+# Settings an extension may change: a larger `epochs`, and the warmup derived from it.
+EXTENSIBLE = frozenset({"epochs", "warmup_epochs"})
+LOCK = ".lock"
+
+
+class RunDirectoryError(RuntimeError):
+    """`model_dir` cannot hold this run: not a directory, not writable, or in use."""
+
+
+class RunDirectoryConflict(RunDirectoryError):
+    """`model_dir` holds a run made with different settings (or a damaged `run_config.json`)."""
+
+
+def check_writable(model_dir):
+    """Refuses a `model_dir` that is a file or cannot be written, creating nothing.
+
+    Args:
+        model_dir: str.
+
+    Raises:
+        RunDirectoryError: with what was expected and what was found.
+    """
+    path = os.path.abspath(model_dir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise RunDirectoryError(f"--model_dir must be a directory, but {model_dir!r} is a file. "
+                                f"Received: model_dir={model_dir!r}")
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise RunDirectoryError(f"--model_dir cannot be created: {existing!r} is a file. "
+                                f"Received: model_dir={model_dir!r}")
+    try:  # A real write: permission bits do not stop root, read-only file systems do.
+        os.rmdir(tempfile.mkdtemp(prefix=".supcon-write-check-", dir=existing))
+    except OSError as error:
+        raise RunDirectoryError(f"--model_dir is not writable: nothing can be created in "
+                                f"{existing!r} ({error.strerror}). "
+                                f"Received: model_dir={model_dir!r}") from None
+
+
+class RunLock:
+    """An exclusive lock on `model_dir/.lock`, held until `release()` or the process ends.
+
+    The operating system drops the lock when the process dies (even by SIGKILL), so a killed run
+    never leaves its directory locked.
+
+    Args:
+        model_dir: str, created if missing.
+
+    Raises:
+        RunDirectoryError: another process holds the lock.
+    """
+
+    def __init__(self, model_dir):
+        os.makedirs(model_dir, exist_ok=True)
+        self.path = os.path.join(model_dir, LOCK)
+        self._file = open(self.path, "a+", encoding="utf-8")  # pylint: disable=consider-using-with
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            self._file.seek(0)
+            owner = self._file.read().strip() or "unknown"
+            self._file.close()
+            raise RunDirectoryError(
+                f"{model_dir} is in use by another training process (pid {owner}); wait for it "
+                f"to finish, or use another --model_dir. Received: model_dir={model_dir!r}"
+            ) from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"{os.getpid()}\n")
+        self._file.flush()
+
+    def release(self):
+        """Releases the lock (idempotent)."""
+        if not self._file.closed:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
 
 
 def write_json_atomic(path, payload):
@@ -72,9 +156,11 @@ def read_json(path):
 def prepare(model_dir, run_config, *, overwrite=False):
     """Claims `model_dir` for a run with `run_config`, refusing one holding a different run.
 
-    Same settings (ignoring `RESUME_IGNORED`): the run resumes from its checkpoints.
-    Different settings: `RunDirectoryConflict`, unless `overwrite`, which deletes the old run's
-    artifacts (`RUN_ARTIFACTS` only) first.
+    Same settings (ignoring `RESUME_IGNORED`): the run resumes from its checkpoints. The same
+    settings but a larger `epochs` (and the warmup derived from it): the run is extended and
+    resumes. Different settings, or a `run_config.json` that cannot be read:
+    `RunDirectoryConflict`, unless `overwrite`, which deletes the old run's artifacts
+    (`RUN_ARTIFACTS` only) first. A refused directory is left exactly as it was.
 
     Args:
         model_dir: str.
@@ -82,34 +168,52 @@ def prepare(model_dir, run_config, *, overwrite=False):
         overwrite: bool. Defaults to False.
 
     Returns:
-        bool, whether an earlier run with the same settings was found (a resumption).
+        str: "new" (nothing to resume), "resume" (same settings) or "extend" (more epochs).
     """
     path = os.path.join(model_dir, RUN_CONFIG)
-    resuming = False
-    if os.path.exists(path):
-        previous = read_json(path)
+    state = "new"
+    if os.path.exists(path) and overwrite:
+        clear(model_dir)
+    elif os.path.exists(path):
+        try:
+            previous = read_json(path)
+            if not isinstance(previous, dict):
+                raise ValueError(f"expected a JSON object, found {type(previous).__name__}")
+        except ValueError as error:  # json.JSONDecodeError and UnicodeDecodeError included.
+            raise RunDirectoryConflict(
+                f"{path} is damaged ({error}), so which run {model_dir} holds is unknown. Use "
+                "another --model_dir, or pass --overwrite to delete that run. "
+                f"Received: model_dir={model_dir!r}"
+            ) from None
         differences = sorted(
             key
             for key in set(previous) | set(run_config)
             if key not in RESUME_IGNORED and previous.get(key) != run_config.get(key)
         )
-        if overwrite:
-            clear(model_dir)
-        elif differences:
+        if not differences:
+            state = "resume"
+        elif set(differences) <= EXTENSIBLE and _more_epochs(previous, run_config):
+            state = "extend"
+        else:
             shown = ", ".join(
                 f"{k}: {previous.get(k)!r} -> {run_config.get(k)!r}" for k in differences[:8]
             )
             raise RunDirectoryConflict(
                 f"{model_dir} holds a run with different settings ({shown}). Use another "
-                "--model_dir, or pass --overwrite to delete that run. "
-                f"Received: model_dir={model_dir!r}"
+                "--model_dir, or pass --overwrite to delete that run (only a larger --epochs "
+                f"extends it). Received: model_dir={model_dir!r}"
             )
-        else:
-            resuming = True
     elif overwrite:
         clear(model_dir)
     write_json_atomic(path, run_config)
-    return resuming
+    return state
+
+
+def _more_epochs(previous, run_config):
+    try:
+        return int(run_config["epochs"]) > int(previous["epochs"])
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def clear(model_dir):

@@ -10,7 +10,7 @@ size (Goyal et al. 2017, arXiv 1706.02677): `lr = base_lr * batch_size / 256`.
 import keras
 from keras import ops
 
-SCHEDULES = ("cosine", "exponential", "piecewise", "constant")
+from supcon.choices import SCHEDULES  # noqa: E402
 # Learning rates are quoted per this many images (Khosla et al. §4; Goyal et al. 2017).
 REFERENCE_BATCH_SIZE = 256
 

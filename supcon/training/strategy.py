@@ -13,7 +13,7 @@ import urllib.parse
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+from supcon.choices import STRATEGIES  # noqa: E402
 # Seconds to wait for a TPU worker / the GCE metadata server before giving up.
 TPU_CONNECT_TIMEOUT_S = 5.0
 _GCE_METADATA = ("metadata.google.internal", 80)

@@ -11,12 +11,47 @@ from supcon.training import run_dir
 def test_fresh_then_resume_then_conflict(tmp_path):
     d = str(tmp_path)
     config = {"method": "supcon", "epochs": 2, "strategy": "auto"}
-    assert run_dir.prepare(d, config) is False
+    assert run_dir.prepare(d, config) == "new"
     assert json.load(open(os.path.join(d, "run_config.json"))) == config
     # A different strategy is a resumption of the same run.
-    assert run_dir.prepare(d, dict(config, strategy="mirrored")) is True
-    with pytest.raises(run_dir.RunDirectoryConflict, match="epochs: 2 -> 3.*--overwrite"):
-        run_dir.prepare(d, dict(config, epochs=3))
+    assert run_dir.prepare(d, dict(config, strategy="mirrored")) == "resume"
+    with pytest.raises(run_dir.RunDirectoryConflict, match="method: 'supcon' -> 'ce'.*--overwrite"):
+        run_dir.prepare(d, dict(config, method="ce"))
+    # Fewer epochs are another run; more epochs extend this one.
+    with pytest.raises(run_dir.RunDirectoryConflict, match="epochs: 2 -> 1"):
+        run_dir.prepare(d, dict(config, epochs=1))
+    assert json.load(open(os.path.join(d, "run_config.json"))) == dict(config, strategy="mirrored")
+    assert run_dir.prepare(d, dict(config, epochs=3, warmup_epochs=0.3)) == "extend"
+    assert json.load(open(os.path.join(d, "run_config.json")))["epochs"] == 3
+
+
+def test_damaged_run_config_is_refused_and_kept(tmp_path):
+    d = str(tmp_path)
+    open(os.path.join(d, "run_config.json"), "w").write('{"method": "sup')
+    with pytest.raises(run_dir.RunDirectoryConflict, match="damaged.*--overwrite"):
+        run_dir.prepare(d, {"method": "supcon"})
+    assert open(os.path.join(d, "run_config.json")).read() == '{"method": "sup'
+    assert run_dir.prepare(d, {"method": "supcon"}, overwrite=True) == "new"
+
+
+def test_lock_refuses_a_second_owner_and_is_released(tmp_path):
+    d = str(tmp_path / "run")
+    lock = run_dir.RunLock(d)
+    with pytest.raises(run_dir.RunDirectoryError, match=f"in use by another training process \\(pid {os.getpid()}\\)"):
+        run_dir.RunLock(d)
+    lock.release()
+    run_dir.RunLock(d).release()
+
+
+def test_check_writable_refuses_a_file_and_creates_nothing(tmp_path):
+    path = tmp_path / "file"
+    path.write_text("x")
+    with pytest.raises(run_dir.RunDirectoryError, match="must be a directory.*is a file"):
+        run_dir.check_writable(str(path))
+    with pytest.raises(run_dir.RunDirectoryError, match="cannot be created.*is a file"):
+        run_dir.check_writable(str(path / "below"))
+    run_dir.check_writable(str(tmp_path / "new" / "run"))
+    assert sorted(os.listdir(tmp_path)) == ["file"]
 
 
 def test_overwrite_removes_only_run_artifacts(tmp_path):
@@ -24,7 +59,7 @@ def test_overwrite_removes_only_run_artifacts(tmp_path):
     run_dir.prepare(d, {"epochs": 2})
     os.makedirs(os.path.join(d, "checkpoints"))
     open(os.path.join(d, "notes.txt"), "w").write("keep me")
-    assert run_dir.prepare(d, {"epochs": 3}, overwrite=True) is False
+    assert run_dir.prepare(d, {"epochs": 3}, overwrite=True) == "new"
     assert sorted(os.listdir(d)) == ["notes.txt", "run_config.json"]
 
 

@@ -1,0 +1,20 @@
+"""The names a user chooses among, and the defaults that flags share with the library.
+
+TensorFlow-free on purpose: `train.py` and `eval.py` check their flags against these before
+TensorFlow is imported, so a mistyped flag is answered at once instead of after the seconds that
+TensorFlow takes to start. The library modules that implement each choice import its tuple from
+here, so every list is written once.
+"""
+
+METHODS = ("supcon", "simclr", "genscl", "ce")  # supcon.training.config
+AUGMENTATIONS = ("simaugment", "autoaugment", "randaugment", "stacked_randaugment", "none")
+OPTIMIZERS = ("lars", "sgd", "nesterov", "rmsprop", "adam", "adamw", "lamb")
+SCHEDULES = ("cosine", "exponential", "piecewise", "constant")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+# eval.py.
+CORRUPTION_SOURCES = ("auto", "tfds", "generate")
+CLASSIFIER_OPTIMIZERS = ("auto", "sgd", "rmsprop")  # supcon.evaluation.linear_eval
+KNN_DEFAULT_K = 200  # Wu et al. 2018 §4.1.
+KNN_DEFAULT_TEMPERATURE = 0.07  # Wu et al. 2018 §3.1, tau = 0.07.
