@@ -6,6 +6,7 @@ The kill/resume and multi-worker tests run `train.py` in subprocesses.
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -110,33 +111,91 @@ def _state_step(model_dir):
     return int(path.rsplit("-", 1)[1]) if path else 0
 
 
-@pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
-    # 2 epochs of 6 steps, a checkpoint every 2 steps; killed once step 8 (mid epoch 2) is saved.
-    args = ["--epochs=2", "--steps_per_epoch=6", "--checkpoint_steps=2", "--seed=3"]
-    reference, resumed = str(tmp_path / "reference"), str(tmp_path / "resumed")
-    subprocess.run(_train_command(reference, *args), check=True, cwd=ROOT, capture_output=True)
+def _saved_weights(model_dir):
+    """Everything a run ends with: its last checkpoint's variables and the two .keras models."""
+    import keras  # noqa: PLC0415
 
-    process = subprocess.Popen(_train_command(resumed, *args), cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import supcon.losses  # noqa: F401, PLC0415  Registers the classes saved in model.keras.
+    import supcon.models  # noqa: F401, PLC0415
+
+    path, variables = _final_variables(model_dir)
+    weights = {f"checkpoint/{n}": v for n, v in variables.items()}
+    for name in ("model.keras", "classifier.keras"):
+        model = keras.saving.load_model(os.path.join(model_dir, name), compile=False)
+        weights.update({f"{name}/{i}": w for i, w in enumerate(model.get_weights())})
+    return path, weights
+
+
+def _stop_when(model_dir, ready, args, sig=signal.SIGKILL):
+    """Starts train.py, sends `sig` once `ready()` holds; returns (exit code, stderr)."""
+    process = subprocess.Popen(_train_command(model_dir, *args), cwd=ROOT, text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
-    while _state_step(resumed) < 8 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    killed_at = _state_step(resumed)
-    assert 8 <= killed_at < 12, f"the run was not killed mid-way (newest checkpoint: {killed_at})"
-    assert not os.path.exists(os.path.join(resumed, "results.json"))
+    while not ready() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert process.poll() is None, "train.py ended before the point it was to be stopped at"
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=300)
+    return process.returncode, stderr
 
-    again = subprocess.run(_train_command(resumed, *args), check=True, cwd=ROOT,
-                           capture_output=True, text=True)
-    assert f"Resuming from step {killed_at} of 12" in again.stdout
-    ref_path, ref = _final_variables(reference)
-    res_path, res = _final_variables(resumed)
-    assert ref_path.endswith("ckpt-12") and res_path.endswith("ckpt-12")
-    assert ref.keys() == res.keys()
-    for name in ref:
-        np.testing.assert_array_equal(res[name], ref[name], err_msg=name)
+
+def _exists(model_dir, name):
+    return lambda: os.path.exists(os.path.join(model_dir, name))
+
+
+@pytest.mark.slow
+def test_killed_or_interrupted_runs_resume_to_the_uninterrupted_weights(tmp_path):
+    """SIGKILL mid-epoch, at an epoch boundary, in stage 2 and in export; Ctrl-C mid-epoch.
+
+    3 epochs of 6 steps, with stage 2 (3 epochs of 44 batches) and export. Each stopped run is
+    restarted with the same command; its checkpoint, model.keras and classifier.keras must equal
+    the uninterrupted run's exactly: the same computation on the same machine, with op
+    determinism (`deterministic=True`, the default), from the same data stream (a pure function
+    of the seed and the step), so any difference at all is a resume bug, not rounding.
+    """
+    args = ["--epochs=3", "--steps_per_epoch=6", "--seed=3", "--linear_epochs=3",
+            "--linear_batch_size=32"]
+    reference = str(tmp_path / "reference")
+    subprocess.run(_train_command(reference, *args), check=True, cwd=ROOT, capture_output=True)
+    ref_path, ref = _saved_weights(reference)
+    assert ref_path.endswith("ckpt-18")
+
+    def stop_and_resume(name, ready, extra=(), sig=signal.SIGKILL):
+        model_dir = str(tmp_path / name)
+        code, stderr = _stop_when(model_dir, ready(model_dir), [*args, *extra], sig)
+        assert not os.path.exists(os.path.join(model_dir, "results.json")), name
+        stopped_at = _state_step(model_dir)
+        again = subprocess.run(_train_command(model_dir, *args, *extra), cwd=ROOT,
+                               capture_output=True, text=True)
+        assert again.returncode == 0, again.stderr[-3000:]
+        if stopped_at:
+            assert f"Resuming from step {stopped_at} of 18" in again.stdout, name
+        path, weights = _saved_weights(model_dir)
+        assert path.endswith("ckpt-18") and weights.keys() == ref.keys(), name
+        for key in ref:
+            np.testing.assert_array_equal(weights[key], ref[key], err_msg=f"{name}: {key}")
+        return code, stderr, stopped_at
+
+    # Mid-epoch: a checkpoint every 2 steps; killed once step 8 (epoch 2, batch 2) is saved.
+    _, _, at = stop_and_resume("mid_epoch", lambda d: lambda: _state_step(d) >= 8,
+                               ["--checkpoint_steps=2"])
+    assert at % 6, f"not killed mid-epoch (newest checkpoint: step {at})"
+    # At an epoch boundary: checkpoints only at epoch ends, killed once epoch 1's is saved.
+    _, _, at = stop_and_resume("epoch_boundary", lambda d: lambda: _state_step(d) >= 6,
+                               ["--checkpoint_steps=1000"])
+    assert at in (6, 12), f"not killed at an epoch boundary (newest checkpoint: step {at})"
+    # During stage 2: pre-training is done (model.keras written), stage 2 is not.
+    _, _, at = stop_and_resume("stage_2", lambda d: _exists(d, "model.keras"))
+    assert at == 18
+    # During export: classifier.keras is the export's first file, results.json its last.
+    stop_and_resume("export", lambda d: _exists(d, "classifier.keras"))
+    # Ctrl-C mid-epoch: one line saying where the run stopped; the same command resumes.
+    code, stderr, at = stop_and_resume("sigint", lambda d: lambda: _state_step(d) >= 8,
+                                       ["--checkpoint_steps=2"], signal.SIGINT)
+    assert code == 130, stderr
+    assert re.fullmatch(r"train\.py: Interrupted at step (\d+) of 18; the checkpoint is in "
+                        r"\S+\. Run the same command to resume\.\n", stderr), stderr
+    assert int(re.search(r"step (\d+)", stderr).group(1)) == at
 
 
 def _free_ports(count):

@@ -175,7 +175,10 @@ def _seeded_passes(dataset, buffer, root, num_examples, first_element):
         # depends on neither TensorFlow's global seed nor on how many iterators came before (and
         # a global seed of 0 cannot meet a tensor op seed in `random_seed.get_seed`'s `== (0, 0)`).
         tf.random.set_seed(_PASS_GRAPH_SEED)
-        pass_seed = _seeds.fold_in(pass_root, index)[0]
+        # One int64 from the pass's stateless seed pair (`fold_in` keeps `index` as the pair's
+        # second half, so its first half alone would be the same for every pass).
+        pass_seed = tf.random.stateless_uniform(
+            [], seed=_seeds.fold_in(pass_root, index), minval=None, maxval=None, dtype=tf.int64)
         return dataset.shuffle(buffer, seed=pass_seed, reshuffle_each_iteration=False)
 
     passes = tf.data.Dataset.counter(first_pass).flat_map(one_pass)

@@ -391,6 +391,9 @@ def train_linear_classifier(run, data, model):
         seed=config.seed, repeat=True,
     ).map(lambda views, labels: (views[:, 0], labels))
     steps_per_epoch = max(data.train_source.num_examples // config.linear_batch_size, 1)
+    # The head's initial weights must not depend on how many random ops ran before (a resumed
+    # run ran fewer): reseed, so stage 2 starts from a function of the seed alone.
+    keras.utils.set_random_seed(config.seed)
     with run.strategy.scope():
         classifier = compile_linear_classifier(
             model.encoder, data.num_classes, optimizer=config.linear_optimizer,

@@ -94,6 +94,46 @@ def test_tfds_source_through_the_pipeline(tiny_tfds_dir):
     assert views.shape == (4, 2, 16, 16, 3) and set(labels) <= {0, 1, 2}
 
 
+def _stream(source, start_batch=0, **kwargs):
+    return data.pipeline(source, batch_size=100, training=True, seed=3, repeat=True,
+                         start_batch=start_batch, **kwargs)
+
+
+def test_stream_is_a_pure_function_of_seed_and_batch_index(digits_train):
+    # 1437 images, batches of 100: batch 14 spans passes 0 and 1, batch 28 passes 1 and 2.
+    reference = _take(_stream(digits_train), 30)
+    thrown_away = _stream(digits_train)
+    for _ in range(3):  # Keras makes (and drops) an iterator at the start of every `fit`.
+        next(iter(thrown_away))
+    again = _take(thrown_away, 30)
+    for start in (0, 1, 14, 15, 29):
+        # Exact: the same pipeline, the same elements, the same stateless augmentation seeds.
+        for (a_views, a_labels), (b_views, b_labels) in zip(
+                reference[start:], _take(_stream(digits_train, start), 30 - start)):
+            np.testing.assert_array_equal(b_views, a_views, err_msg=f"start_batch={start}")
+            np.testing.assert_array_equal(b_labels, a_labels, err_msg=f"start_batch={start}")
+    for (a_views, a_labels), (b_views, b_labels) in zip(reference, again):
+        np.testing.assert_array_equal(b_views, a_views)
+        np.testing.assert_array_equal(b_labels, a_labels)
+
+
+def test_each_pass_is_a_new_permutation_of_the_split(digits_train):
+    plain = _take(_stream(digits_train, augmentation="none"), 29)
+    images = np.concatenate([views[:, 0] for views, _ in plain]).astype(np.uint8)
+    source = sorted(image.numpy().tobytes() for image, _ in digits_train.dataset)
+    first, second = images[:1437], images[1437:2874]
+    for one_pass in (first, second):  # Every image exactly once per pass.
+        assert sorted(image.tobytes() for image in one_pass) == source
+    assert not np.array_equal(first, second)  # Another order in each pass.
+
+
+def test_start_batch_errors(digits_train):
+    with pytest.raises(ValueError, match="start_batch=-1"):
+        data.pipeline(digits_train, batch_size=2, training=True, repeat=True, start_batch=-1)
+    with pytest.raises(ValueError, match="start_batch=3, training=True, repeat=False"):
+        data.pipeline(digits_train, batch_size=2, training=True, start_batch=3)
+
+
 def test_options_cache_and_auto_shard_policy(digits_train):
     dataset = data.pipeline(digits_train, batch_size=8, training=True)
     options = dataset.options()
