@@ -73,6 +73,23 @@ def _summary_tags(log_dir):
     return tags
 
 
+def test_one_epoch_run_derives_its_warmup_and_a_larger_epochs_extends_it(tmp_path, capsys):
+    # The default warmup (1 epoch) would not fit a 1-epoch run: it becomes a tenth of the run.
+    config = _tiny(tmp_path, epochs=1, warmup_epochs=None, linear_epochs=0)
+    assert config.warmup_epochs == pytest.approx(0.1)
+    first = run_lib.train(config)
+    assert first["steps"] == 3 and first["test_accuracy"] is None  # No stage 2: no accuracy.
+    assert not os.path.exists(os.path.join(config.model_dir, "classifier.keras"))
+    assert "stage 2 was skipped" in capsys.readouterr().out
+    # The same directory with --epochs=2 goes on from step 3 (no --overwrite, nothing lost).
+    extended = run_lib.train(_tiny(tmp_path, epochs=2, warmup_epochs=None))
+    out = capsys.readouterr().out
+    assert "Extending the run" in out and "Resuming from step 3 of 6" in out
+    assert extended["steps"] == 6 and extended["test_accuracy"] is not None
+    with pytest.raises(ValueError, match=r"`warmup_epochs` must be in \[0, epochs=2\)"):
+        _tiny(tmp_path, epochs=2, warmup_epochs=2.0)
+
+
 def test_cross_entropy_run(tmp_path):
     results = run_lib.train(_tiny(tmp_path, method="ce", epochs=1, views=1))
     assert results["method"] == "ce"

@@ -1,7 +1,8 @@
 """The run directory (`--model_dir`): its resolved config, its lock, atomic JSON writes, --overwrite.
 
 Layout: `run_config.json`, `model.keras`, `classifier.keras`, `results.json`, `checkpoints/`,
-`summaries/`, `saved_model/`, `eval/`, and `.lock` while a training process owns the directory.
+`summaries/`, `saved_model/`, `eval/`. While a training process owns the directory it holds a lock
+on the folder (`RunLock`).
 
 A directory is claimed by the settings in its `run_config.json`: the same settings resume the run,
 a larger `epochs` extends it (training goes on from its last checkpoint), anything else is refused
@@ -38,7 +39,9 @@ RESUME_IGNORED = frozenset(
 
 # Settings an extension may change: a larger `epochs`, and the warmup derived from it.
 EXTENSIBLE = frozenset({"epochs", "warmup_epochs"})
-LOCK = ".lock"
+# Stage 2 runs again at the end of every (resumed) run, so its settings may change any time.
+STAGE_2 = frozenset({"linear_epochs", "linear_optimizer", "linear_batch_size",
+                     "linear_learning_rate"})
 
 
 class RunDirectoryError(RuntimeError):
@@ -77,10 +80,11 @@ def check_writable(model_dir):
 
 
 class RunLock:
-    """An exclusive lock on `model_dir/.lock`, held until `release()` or the process ends.
+    """An exclusive lock on the `model_dir` folder itself, held until `release()` or process end.
 
-    The operating system drops the lock when the process dies (even by SIGKILL), so a killed run
-    never leaves its directory locked.
+    `flock` on the folder: no lock file is written (a refused run leaves the directory exactly
+    as it was), and the operating system drops the lock when the process dies (even by
+    SIGKILL), so a killed run never leaves its directory locked.
 
     Args:
         model_dir: str, created if missing.
@@ -91,30 +95,25 @@ class RunLock:
 
     def __init__(self, model_dir):
         os.makedirs(model_dir, exist_ok=True)
-        self.path = os.path.join(model_dir, LOCK)
-        self._file = open(self.path, "a+", encoding="utf-8")  # pylint: disable=consider-using-with
+        self._fd = os.open(model_dir, os.O_RDONLY)
         try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
+            os.close(self._fd)
+            self._fd = None
             if error.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
-            self._file.seek(0)
-            owner = self._file.read().strip() or "unknown"
-            self._file.close()
             raise RunDirectoryError(
-                f"{model_dir} is in use by another training process (pid {owner}); wait for it "
-                f"to finish, or use another --model_dir. Received: model_dir={model_dir!r}"
+                f"{model_dir} is in use by another training process; wait for it to finish, or "
+                f"use another --model_dir. Received: model_dir={model_dir!r}"
             ) from None
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(f"{os.getpid()}\n")
-        self._file.flush()
 
     def release(self):
         """Releases the lock (idempotent)."""
-        if not self._file.closed:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 
 def write_json_atomic(path, payload):
@@ -156,9 +155,9 @@ def read_json(path):
 def prepare(model_dir, run_config, *, overwrite=False):
     """Claims `model_dir` for a run with `run_config`, refusing one holding a different run.
 
-    Same settings (ignoring `RESUME_IGNORED`): the run resumes from its checkpoints. The same
-    settings but a larger `epochs` (and the warmup derived from it): the run is extended and
-    resumes. Different settings, or a `run_config.json` that cannot be read:
+    Same settings (ignoring `RESUME_IGNORED`, and `STAGE_2`, which is retrained at the end of
+    every run): the run resumes from its checkpoints. The same settings but a larger `epochs`
+    (and the warmup derived from it): the run is extended and resumes. Different settings, or a `run_config.json` that cannot be read:
     `RunDirectoryConflict`, unless `overwrite`, which deletes the old run's artifacts
     (`RUN_ARTIFACTS` only) first. A refused directory is left exactly as it was.
 
@@ -188,7 +187,7 @@ def prepare(model_dir, run_config, *, overwrite=False):
         differences = sorted(
             key
             for key in set(previous) | set(run_config)
-            if key not in RESUME_IGNORED and previous.get(key) != run_config.get(key)
+            if key not in RESUME_IGNORED | STAGE_2 and previous.get(key) != run_config.get(key)
         )
         if not differences:
             state = "resume"
