@@ -173,7 +173,13 @@ def test_killed_or_interrupted_runs_resume_to_the_uninterrupted_weights(tmp_path
     args = ["--epochs=3", "--steps_per_epoch=6", "--seed=3", "--linear_epochs=3",
             "--linear_batch_size=32"]
     reference = str(tmp_path / "reference")
-    subprocess.run(_train_command(reference, *args), check=True, cwd=ROOT, capture_output=True)
+    done = subprocess.run(_train_command(reference, *args), check=True, cwd=ROOT,
+                          capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    # A quiet terminal: the run's own lines, none of TensorFlow's native start-up lines.
+    assert not re.search(r"^(WARNING: All log messages before absl|[IWEF]\d{4} )",
+                         done.stderr + done.stdout, re.M), done.stderr
+    assert "Test accuracy (supcon, digits)" in done.stdout
     ref_path, ref = _saved_weights(reference)
     assert ref_path.endswith("ckpt-18")
 

@@ -243,3 +243,20 @@ def test_bad_input_gets_its_line_and_changes_nothing(case, tmp_path):
 
 def test_the_table_covers_each_kind_of_input():
     assert len(CASES) >= 35
+
+
+@pytest.mark.slow
+def test_native_start_up_lines_are_one_flag_away(tmp_path):
+    """Hidden by default; `--verbosity=0` shows them (and the traceback of an error)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    plain = subprocess.run([sys.executable, "-c", "import tensorflow as tf; "
+                            "tf.config.list_physical_devices()"],
+                           capture_output=True, text=True, env=env)
+    args = [sys.executable, "train.py", f"--model_dir={tmp_path}/run", "--dataset=cifar11"]
+    quiet = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env)
+    verbose = subprocess.run([*args, "--verbosity=0"], cwd=ROOT, capture_output=True,
+                             text=True, env=env)
+    assert quiet.stderr.count("\n") == 1 and not NATIVE_LOG_LINE.search(quiet.stderr)
+    assert "Traceback (most recent call last)" in verbose.stderr
+    if NATIVE_LOG_LINE.search(plain.stderr):  # This TensorFlow build logs at start-up here.
+        assert NATIVE_LOG_LINE.search(verbose.stderr), verbose.stderr[:2000]
