@@ -17,8 +17,9 @@ Names:
     `FileNotFoundError` saying where it was looked for and how to prepare it.
   * `"folder:PATH"`: one subfolder per class with JPEG/PNG/BMP/GIF files, either
     directly under PATH (split by a seeded stratified 80/20 split into `train`/`test`)
-    or under `PATH/train` and `PATH/test`. Files are checked up front with Pillow;
-    unreadable ones are skipped and counted in a warning.
+    or under `PATH/train` and `PATH/test` (with the same class folders). At least two
+    classes, every class folder with images. Files are checked up front with Pillow;
+    unreadable ones are skipped and counted in one warning (none readable: an error).
 """
 
 import dataclasses
@@ -91,9 +92,12 @@ def load(name="digits", split="train", *, data_dir=None, seed=0):
         A `Source`.
 
     Raises:
-        ValueError: unknown split or data set, an empty folder or a folder with one class.
+        ValueError: unknown split or data set; a folder with no images, one class, a
+            class folder without images, train/test class folders that differ, or a
+            split without (readable) images.
         FileNotFoundError: a TFDS data set that is not prepared in `data_dir`, or a
             folder that does not exist.
+        NotADirectoryError: a `folder:` path that is a file.
 
     Example:
         >>> source = load("digits", "train")
@@ -229,25 +233,40 @@ def _readable(path):
         return None
 
 
-def _split_folder(root, seed):
+def _split_folder(root, seed, name):
     """`({split: [(path, label)]}, class names)` for a class folder tree."""
-    if all(os.path.isdir(os.path.join(root, s)) for s in ("train", "test")):
+    has_split = [s for s in ("train", "test") if os.path.isdir(os.path.join(root, s))]
+    if len(has_split) == 2:
         train = _class_files(os.path.join(root, "train"))
         test = _class_files(os.path.join(root, "test"))
+        if set(train) != set(test):
+            # Labels come from the class names: a class on one side only would be
+            # trained and never tested, or tested with no training image.
+            raise ValueError(
+                f"The class folders of {root}/train and {root}/test must be the same. "
+                f"Only in train: {sorted(set(train) - set(test))}; only in test: "
+                f"{sorted(set(test) - set(train))}. Received: name={name!r}")
+        _check_classes(os.path.join(root, "train"), train, name)
+        _check_classes(os.path.join(root, "test"), test, name)
         names = sorted(train)
-        unknown = sorted(set(test) - set(train))
-        if unknown:
-            raise ValueError(f"Classes {unknown} of {root}/test are missing from {root}/train. "
-                             f"Received: name={FOLDER_PREFIX}{root}")
         splits = {split: [(path, names.index(c)) for c in sorted(files) for path in files[c]]
                   for split, files in (("train", train), ("test", test))}
         return splits, names
+    if len(has_split) == 1:
+        inner = os.path.join(root, has_split[0])
+        if any(os.path.isdir(os.path.join(inner, e)) for e in os.listdir(inner)):
+            missing = "test" if has_split[0] == "train" else "train"
+            raise ValueError(
+                f"Image folder {root!r} has a {has_split[0]!r} folder of classes but no "
+                f"{missing!r} folder: give both PATH/train and PATH/test, or the class folders "
+                f"directly under PATH. Received: name={name!r}")
     classes = _class_files(root)
+    _check_classes(root, classes, name)
     names = sorted(classes)
     rng = np.random.default_rng(seed)
     splits = {"train": [], "test": []}
-    for label, name in enumerate(names):
-        files = list(classes[name])
+    for label, class_name in enumerate(names):
+        files = list(classes[class_name])
         order = rng.permutation(len(files))
         num_test = int(round(FOLDER_TEST_FRACTION * len(files)))
         for rank, index in enumerate(order):
@@ -257,25 +276,41 @@ def _split_folder(root, seed):
     return splits, names
 
 
-def _load_folder(name, split, seed):
-    root = os.path.expanduser(name[len(FOLDER_PREFIX):])
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"Image folder {root!r} does not exist. Received: name={name!r}")
-    if split not in ("train", "test"):
-        raise ValueError(
-            f"`split` must be 'train' or 'test' for folders. Received: split={split!r}")
-    splits, class_names = _split_folder(root, seed)
-    counts = {c: 0 for c in range(len(class_names))}
-    for path_labels in splits.values():
-        for _, label in path_labels:
-            counts[label] += 1
-    non_empty = [class_names[c] for c, n in counts.items() if n]
+def _check_classes(root, classes, name):
+    """Raises unless `classes` (`{class: [files]}`) has >= 2 classes, each with image files."""
+    non_empty = [c for c, files in sorted(classes.items()) if files]
     if not non_empty:
         raise ValueError(f"Image folder {root!r} holds no class subfolder with "
                          f"{'/'.join(IMAGE_EXTENSIONS)} files. Received: name={name!r}")
     if len(non_empty) < 2:
         raise ValueError(f"Image folder {root!r} has one class ({non_empty[0]!r}); "
                          f"classification needs at least two. Received: name={name!r}")
+    empty = sorted(set(classes) - set(non_empty))
+    if empty:
+        # A class without images would be a label that never occurs (often a stray
+        # folder such as `.ipynb_checkpoints`).
+        raise ValueError(f"Class folder(s) {empty} of image folder {root!r} hold no "
+                         f"{'/'.join(IMAGE_EXTENSIONS)} files; remove them or add images. "
+                         f"Received: name={name!r}")
+
+
+def _load_folder(name, split, seed):
+    root = os.path.expanduser(name[len(FOLDER_PREFIX):])
+    if not os.path.exists(root):
+        raise FileNotFoundError(f"Image folder {root!r} does not exist. Received: name={name!r}")
+    if not os.path.isdir(root):
+        raise NotADirectoryError(f"Image folder {root!r} is a file, not a folder of class "
+                                 f"subfolders. Received: name={name!r}")
+    if split not in ("train", "test"):
+        raise ValueError(
+            f"`split` must be 'train' or 'test' for folders. Received: split={split!r}")
+    splits, class_names = _split_folder(root, seed, name)
+    if not splits[split]:
+        # Only possible for the seeded split: round(20%) of fewer than 3 files is 0.
+        raise ValueError(f"Split {split!r} of image folder {root!r} has no images: a class "
+                         f"needs at least 3 images for the {FOLDER_TEST_FRACTION:.0%} test "
+                         "split to take one; add images or give PATH/train and PATH/test. "
+                         f"Received: name={name!r}")
 
     files, labels, sizes, skipped = [], [], set(), []
     for path, label in splits[split]:
@@ -286,14 +321,15 @@ def _load_folder(name, split, seed):
         files.append(path)
         labels.append(label)
         sizes.add(size)
-    if skipped:
-        examples = ", ".join(os.path.relpath(p, root) for p in skipped[:5])
-        warnings.warn(f"Skipped {len(skipped)} unreadable image file(s) of split {split!r} "
-                      f"under {root!r}: {examples}{' ...' if len(skipped) > 5 else ''}",
-                      stacklevel=3)
+    examples = ", ".join(os.path.relpath(p, root) for p in skipped[:5])
+    examples += " ..." if len(skipped) > 5 else ""
     if not files:
-        raise ValueError(f"Split {split!r} of image folder {root!r} has no readable images. "
+        raise ValueError(f"Split {split!r} of image folder {root!r} has no readable images: "
+                         f"all {len(skipped)} image files failed to open ({examples}). "
                          f"Received: name={name!r}")
+    if skipped:
+        warnings.warn(f"Skipped {len(skipped)} unreadable image file(s) of split {split!r} "
+                      f"under {root!r}: {examples}", stacklevel=3)
     height, width = sizes.pop() if len(sizes) == 1 else (None, None)  # None: sizes vary.
     split_sizes = {s: len(v) for s, v in splits.items()}
     split_sizes[split] = len(files)  # Only this split's files were checked.

@@ -1,7 +1,9 @@
 """Input validation shared by the contrastive losses (public entry points only)."""
 
+import math
 import numbers
 
+import numpy as np
 import tensorflow as tf
 
 from supcon.losses import _engine
@@ -22,8 +24,9 @@ def check_positive_number(name, value, allow_none=False):
         isinstance(value, bool)
         or not isinstance(value, numbers.Real)
         or not value > 0
+        or not math.isfinite(value)
     ):
-        expected = "a positive number" + (" or None" if allow_none else "")
+        expected = "a positive finite number" + (" or None" if allow_none else "")
         raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
 
 
@@ -57,12 +60,69 @@ def check_options(
     check_optional_int("block_size", block_size, 1)
 
 
+def to_tensor(name, value, expected):
+    """`tf.convert_to_tensor(value)`, or a TypeError naming `name` when it is not array-like."""
+    if tf.is_tensor(value):
+        return value
+    try:
+        return tf.convert_to_tensor(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"`{name}` must be {expected}. Received: {name}={_short_repr(value)}"
+        ) from error
+
+
+def _short_repr(value, limit=120):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _summary(tensor):
+    """A one-line, shortened rendering of an eager tensor's values."""
+    text = np.array2string(np.asarray(tensor), threshold=24, edgeitems=3)
+    return " ".join(text.split())
+
+
+def check_values(name, valid, expected, received):
+    """A data-dependent check: ValueError when eager, an assertion op in a graph.
+
+    Eagerly the values are at hand, so a bad call raises a ValueError right
+    away. Inside a `tf.function` the check is a `tf.debugging.Assert` (an
+    InvalidArgumentError when it runs) that the caller must put in front of
+    the work with `with_checks`. (XLA ignores assertions: under
+    `jit_compile=True` only the static checks remain.)
+
+    Args:
+      name: the argument's name.
+      valid: bool tensor, true where the values are fine.
+      expected: completes "`name` must ...".
+      received: the tensor whose values the message shows.
+
+    Returns:
+      A list of assertion ops (empty when eager).
+    """
+    valid = tf.reduce_all(valid)
+    message = f"`{name}` must {expected}. Received: {name}="
+    if tf.executing_eagerly():
+        if not bool(valid):
+            raise ValueError(message + _summary(received))
+        return []
+    return [tf.debugging.Assert(valid, [message, received], summarize=24)]
+
+
+def with_checks(tensor, checks):
+    """`tensor`, computed only after the assertion ops `checks` have passed."""
+    if not checks:
+        return tensor
+    with tf.control_dependencies(checks):
+        return tf.identity(tensor)
+
+
 def features_to_float32(features):
     """Checks `features` is a float `[batch, views, ...]` tensor; returns float32 `[batch, views, dim]`."""
-    if isinstance(features, (list, tuple)):
-        features = tf.convert_to_tensor(features)
-    elif not tf.is_tensor(features):
-        features = tf.convert_to_tensor(features)
+    features = to_tensor(
+        "features", features, "a float tensor [batch, views, dim] of L2-normalized embeddings"
+    )
     if not features.dtype.is_floating:
         raise ValueError(
             "`features` must be a floating-point tensor of L2-normalized embeddings. "
@@ -75,6 +135,7 @@ def features_to_float32(features):
             "axis with `features[:, None]` for a single view). "
             f"Received: features.shape={features.shape}"
         )
+    static_shape = features.shape
     features = tf.cast(features, tf.float32)
     if rank > 3:
         static = features.shape
@@ -86,16 +147,40 @@ def features_to_float32(features):
         shape = tf.shape(features)
         features = tf.reshape(features, [shape[0], shape[1], -1])
         features.set_shape([static[0], static[1], flat_dim])
+    # No view (V = 0) makes every loss NaN and an empty embedding (dim 0) makes
+    # every logit 0: both silently wrong, so they are refused.
+    views, dim = features.shape[1], features.shape[2]
+    if views == 0 or dim == 0:
+        raise ValueError(
+            "`features` must have at least one view and a non-empty embedding "
+            f"([batch, views >= 1, dim >= 1]). Received: features.shape={static_shape}"
+        )
+    if views is None or dim is None:
+        sizes = tf.shape(features)[1:3]
+        features = with_checks(
+            features,
+            [
+                tf.debugging.Assert(
+                    tf.reduce_all(sizes > 0),
+                    [
+                        "`features` must have at least one view and a non-empty embedding "
+                        "([batch, views >= 1, dim >= 1]). Received: views, dim =",
+                        sizes,
+                    ],
+                )
+            ],
+        )
     return features
 
 
-def check_same_batch(name, tensor, features):
-    """Raises if `tensor`'s leading dimension differs from the features' batch."""
-    expected, received = features.shape[0], tensor.shape[0]
+def check_same_batch(name, tensor, features, axis=0):
+    """Raises if `tensor`'s dimension `axis` differs from the features' batch."""
+    what = "row" if axis == 0 else "column"
+    expected, received = features.shape[0], tensor.shape[axis]
     if expected is not None and received is not None:
         if expected != received:
             raise ValueError(
-                f"`{name}` must have one row per sample of `features` "
+                f"`{name}` must have one {what} per sample of `features` "
                 f"(batch {expected}). Received: {name}.shape={tensor.shape}, "
                 f"features.shape={features.shape}"
             )
@@ -103,9 +188,9 @@ def check_same_batch(name, tensor, features):
     with tf.control_dependencies(
         [
             tf.debugging.assert_equal(
-                tf.shape(tensor)[0],
+                tf.shape(tensor)[axis],
                 tf.shape(features)[0],
-                message=f"`{name}` must have one row per sample of `features`",
+                message=f"`{name}` must have one {what} per sample of `features`",
             )
         ]
     ):

@@ -27,14 +27,30 @@ from supcon.losses import supcon as supcon_lib
 
 def _distributions_per_view(label_distributions, features):
     """Returns L2-normalized float32 `[batch, views, classes]` label vectors."""
-    distributions = tf.convert_to_tensor(label_distributions)
+    distributions = _checks.to_tensor(
+        "label_distributions",
+        label_distributions,
+        "float label distributions [batch, classes] or [batch, views, classes]",
+    )
     if not distributions.dtype.is_floating:
-        distributions = tf.cast(distributions, tf.float32)
+        # Integer [batch, classes] could be one-hot rows or several class ids per
+        # sample; reading them as distributions would silently guess.
+        raise ValueError(
+            "`label_distributions` must be float label distributions [batch, classes] or "
+            "[batch, views, classes]; for int class ids [batch] use `supcon_loss` (or pass "
+            "`tf.one_hot(ids, num_classes)`). "
+            f"Received: label_distributions.dtype={distributions.dtype.name}, "
+            f"label_distributions.shape={distributions.shape}"
+        )
     distributions = tf.cast(distributions, tf.float32)
     rank = distributions.shape.rank
-    if rank == 2:
-        distributions = tf.repeat(distributions[:, None], tf.shape(features)[1], axis=1)
-    elif rank == 3:
+    if rank not in (2, 3):
+        raise ValueError(
+            "`label_distributions` must be [batch, classes] or "
+            "[batch, views, classes]. "
+            f"Received: label_distributions.shape={distributions.shape}"
+        )
+    if rank == 3:
         views, received = features.shape[1], distributions.shape[1]
         if views is not None and received is not None and views != received:
             raise ValueError(
@@ -42,14 +58,21 @@ def _distributions_per_view(label_distributions, features):
                 f"([batch, {views}, classes]). Received: "
                 f"label_distributions.shape={distributions.shape}"
             )
-    else:
-        raise ValueError(
-            "`label_distributions` must be [batch, classes] or "
-            "[batch, views, classes]. "
-            f"Received: label_distributions.shape={distributions.shape}"
-        )
     distributions = _checks.check_same_batch("label_distributions", distributions, features)
-    # Cosine similarity = dot product of unit vectors; an all-zero row stays 0.
+    # Only the direction of a row matters (cosine), so rows need not sum to 1;
+    # but a negative entry would bend the similarities and an all-zero row (e.g.
+    # `tf.one_hot` of an out-of-range id) would silently drop the sample.
+    valid_rows = tf.logical_and(
+        tf.reduce_all(tf.logical_and(distributions >= 0, tf.math.is_finite(distributions)), axis=-1),
+        tf.reduce_sum(distributions, axis=-1) > 0,
+    )
+    checks = _checks.check_values(
+        "label_distributions", valid_rows, "hold finite, non-negative rows with a positive sum", distributions
+    )
+    distributions = _checks.with_checks(distributions, checks)
+    if rank == 2:
+        distributions = tf.repeat(distributions[:, None], tf.shape(features)[1], axis=1)
+    # Cosine similarity = dot product of unit vectors.
     return tf.math.l2_normalize(distributions, axis=-1)
 
 
@@ -111,9 +134,10 @@ def genscl_loss(
     Args:
       features: float `[batch, views, dim]` L2-normalized projections (not
         normalized here), any float dtype; computed in float32.
-      label_distributions: non-negative `[batch, classes]` (shared by the
-        views) or `[batch, views, classes]` (one per view, e.g. MixUp/CutMix
-        applied to each view). Only their direction matters (cosine).
+      label_distributions: float, non-negative `[batch, classes]` (shared by
+        the views) or `[batch, views, classes]` (one per view, e.g. MixUp/CutMix
+        applied to each view). Only their direction matters (cosine), so rows
+        need not sum to 1, but every row needs a positive entry.
       temperature: tau, default 0.1.
       base_temperature: optional `temperature / base_temperature` scaling, as
         in `supcon_loss`; None = the paper's equation.

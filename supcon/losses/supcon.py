@@ -28,24 +28,58 @@ SIMCLR_TEMPERATURE = 0.5
 
 def _labels_to_ids(labels, features):
     """Class ids `[batch]` int32 from ids `[batch]`/`[batch, 1]` or one-hot `[batch, classes]`."""
-    labels = tf.convert_to_tensor(labels)
+    labels = _checks.to_tensor(
+        "labels", labels, "int class ids [batch] or float one-hot labels [batch, classes]"
+    )
     rank = labels.shape.rank
-    if rank == 2 and labels.shape[-1] == 1:
-        labels = tf.squeeze(labels, -1)
-    elif rank == 2:
-        labels = tf.argmax(labels, axis=-1, output_type=tf.int32)
-    elif rank != 1:
+    if rank not in (1, 2):
         raise ValueError(
             "`labels` must be class ids [batch] or one-hot [batch, classes] "
             "(use `genscl_loss` for soft label distributions). "
             f"Received: labels.shape={labels.shape}"
         )
-    labels = tf.cast(labels, tf.int32)
+    dtype = labels.dtype
+    if not (dtype.is_integer or dtype.is_floating or dtype == tf.bool):
+        raise ValueError(
+            "`labels` must be int class ids [batch] or float one-hot labels "
+            f"[batch, classes]. Received: labels.dtype={dtype.name}"
+        )
+    if rank == 2 and labels.shape[-1] == 1:
+        labels, rank = tf.squeeze(labels, -1), 1
+    checks = []
+    if rank == 2:
+        if not dtype.is_floating:
+            # Integer [batch, classes] is ambiguous (one-hot? several ids per
+            # sample?); taking its argmax would silently guess.
+            raise ValueError(
+                "Integer `labels` must be class ids [batch] (or [batch, 1]); pass one-hot "
+                "labels [batch, classes] as floats (soft label distributions go to "
+                f"`genscl_loss`). Received: labels.dtype={dtype.name}, labels.shape={labels.shape}"
+            )
+        # A soft distribution would silently become its argmax.
+        one_hot = tf.logical_and(
+            tf.reduce_all(tf.logical_or(tf.equal(labels, 0), tf.equal(labels, 1)), axis=-1),
+            tf.equal(tf.reduce_sum(labels, axis=-1), 1),
+        )
+        checks = _checks.check_values(
+            "labels",
+            one_hot,
+            "be one-hot rows (a single 1, zeros elsewhere) when given as [batch, classes]; "
+            "use `genscl_loss` for soft label distributions",
+            labels,
+        )
+        labels = tf.argmax(labels, axis=-1, output_type=tf.int32)
+    elif dtype.is_floating:
+        # Keras losses hand class ids over as floats; a fraction would be truncated.
+        checks = _checks.check_values(
+            "labels", tf.equal(labels, tf.round(labels)), "be whole-number class ids", labels
+        )
+    labels = _checks.with_checks(tf.cast(labels, tf.int32), checks)
     return _checks.check_same_batch("labels", labels, features)
 
 
 def _check_mask(mask, features):
-    mask = tf.convert_to_tensor(mask)
+    mask = _checks.to_tensor("mask", mask, "a [batch, batch] float or bool positive mask")
     if mask.shape.rank != 2:
         raise ValueError(
             "`mask` must be a [batch, batch] positive mask (mask[i, j] = 1 when "
@@ -53,7 +87,18 @@ def _check_mask(mask, features):
             "[local_batch, global_batch]). "
             f"Received: mask.shape={mask.shape}"
         )
-    return tf.cast(_checks.check_same_batch("mask", mask, features), tf.float32)
+    if not (mask.dtype.is_integer or mask.dtype.is_floating or mask.dtype == tf.bool):
+        raise ValueError(
+            f"`mask` must be a float or bool positive mask. Received: mask.dtype={mask.dtype.name}"
+        )
+    mask = tf.cast(_checks.check_same_batch("mask", mask, features), tf.float32)
+    if _engine.num_replicas() == 1:
+        # One column per sample: more would be ignored, fewer index past the mask.
+        mask = _checks.check_same_batch("mask", mask, features, axis=1)
+    checks = _checks.check_values(
+        "mask", tf.logical_and(mask >= 0, tf.math.is_finite(mask)), "be non-negative (a 0/1 positive mask)", mask
+    )
+    return _checks.with_checks(mask, checks)
 
 
 def supcon_per_sample(
@@ -148,9 +193,10 @@ def supcon_loss(
         L2-normalized** (this function does not normalize). Ranks above 3 are
         flattened after the view axis; any number of views >= 1. float16 and
         bfloat16 are accepted; the loss is computed in float32.
-      labels: int class ids `[batch]` (or `[batch, 1]`) or one-hot
-        `[batch, classes]`. None gives the self-supervised SimCLR / NT-Xent
-        loss: the positives are the other views of the same sample.
+      labels: int class ids `[batch]` (or `[batch, 1]`; whole-number floats
+        too, as Keras passes them) or float one-hot `[batch, classes]`. None
+        gives the self-supervised SimCLR / NT-Xent loss: the positives are the
+        other views of the same sample.
       temperature: tau in Eq. 2, default 0.1 (the paper's).
       base_temperature: if set, the loss is multiplied by
         `temperature / base_temperature`. None (default) means no scaling: the
@@ -253,7 +299,7 @@ class SupConLoss(_ContrastiveLoss):
     """Keras form of `supcon_loss`: `y_true` = labels, `y_pred` = features.
 
     `y_pred` is `[batch, views, dim]` L2-normalized projections; `y_true` is
-    class ids `[batch]` or one-hot labels. With the default reduction the
+    class ids `[batch]` or float one-hot labels `[batch, classes]`. With the default reduction the
     value is the mean over samples that have at least one positive (0, with
     zero gradients, if none has); with `reduction=None` it returns
     `supcon_loss`'s per-sample values. Under tf.distribute, negatives are
@@ -393,6 +439,11 @@ class SupConLossLayer(keras.layers.Layer):
         )
 
     def call(self, inputs):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError(
+                "`SupConLossLayer` must be called on a pair [features, labels]. "
+                f"Received: inputs of type {type(inputs).__name__}"
+            )
         features, labels = inputs
         self.add_loss(self.loss(labels, features))
         return features

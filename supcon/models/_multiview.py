@@ -11,6 +11,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from supcon.losses import _checks
+
 
 def fold_views(inputs):
     """Folds views into the batch axis.
@@ -53,6 +55,42 @@ def fold_views(inputs):
     )
 
 
+def check_images(images, encoder):
+    """Raises unless folded images `[N, H, W, C]` match the encoder's input `(H, W, C)` (where known)."""
+    expected = tuple(encoder.input_shape[1:])
+    received = tuple(images.shape[1:])
+    if len(expected) == len(received) and all(
+        e is None or r is None or e == r for e, r in zip(expected, received)
+    ):
+        return
+    size = ", ".join("any" if d is None else str(d) for d in expected)
+    raise ValueError(
+        f"Images must be [B, {size}] (or views [B, V, {size}]) for this encoder "
+        f"(input_shape={encoder.input_shape}). Received: inputs with image shape {received}"
+    )
+
+
+def check_labels(y):
+    """Raises for labels no step can read unambiguously: non-numeric, or integer rank >= 2.
+
+    Integer `[B, C]` could be one-hot rows or several ids per sample; reading them
+    as distributions (or their argmax) would silently guess.
+    """
+    y = ops.convert_to_tensor(y)
+    dtype = tf.as_dtype(y.dtype)
+    if not (dtype.is_integer or dtype.is_floating or dtype == tf.bool):
+        raise ValueError(
+            "Labels must be int class ids [B] or float label distributions [B, C] / [B, V, C]. "
+            f"Received: y.dtype={dtype.name}"
+        )
+    rank = len(y.shape)
+    if not dtype.is_floating and rank >= 2 and not (rank == 2 and y.shape[-1] == 1):
+        raise ValueError(
+            "Integer labels must be class ids [B] (or [B, 1]); pass one-hot labels or label "
+            f"distributions [B, C] / [B, V, C] as floats. Received: y.dtype={dtype.name}, y.shape={tuple(y.shape)}"
+        )
+
+
 def _merge_leading(x):
     shape = ops.shape(x)
     return ops.reshape(x, (-1,) + tuple(shape[2:]))
@@ -72,6 +110,68 @@ def flatten_views(x, num_dims):
     return x
 
 
+def check_batch(name, value, x):
+    """Raises (or, with unknown sizes, returns an assertion) unless `value` has one row per sample of `x`."""
+    images = ops.convert_to_tensor(tf.nest.flatten(x)[0])
+    value = ops.convert_to_tensor(value)
+    if not value.shape:
+        raise ValueError(f"`{name}` must have one row per sample of the inputs. Received: {name}.shape=()")
+    expected, received = images.shape[0], value.shape[0]
+    if expected is not None and received is not None:
+        if expected != received:
+            raise ValueError(
+                f"`{name}` must have one row per sample of the inputs (batch {expected}). "
+                f"Received: {name}.shape={tuple(value.shape)}"
+            )
+        return []
+    return [
+        tf.debugging.assert_equal(
+            tf.shape(value)[0], tf.shape(images)[0], message=f"`{name}` must have one row per sample of the inputs"
+        )
+    ]
+
+
+def _is_class_ids(y):
+    return len(y.shape) == 1 or (len(y.shape) == 2 and y.shape[-1] == 1)
+
+
+# Rows of label distributions may be off 1 by float rounding (MixUp, a teacher's softmax).
+_DISTRIBUTION_SUM_TOLERANCE = 1e-3
+
+
+def check_targets(y, num_classes):
+    """Checks labels for a classifier of `num_classes` classes.
+
+    Raises for what the shapes and dtypes show; returns the value checks (class ids
+    whole numbers in `[0, num_classes)`, distributions non-negative rows summing to 1)
+    as assertion ops to run before the work (`supcon.losses._checks.check_values`:
+    a ValueError right away when eager).
+    """
+    check_labels(y)
+    y = ops.convert_to_tensor(y)
+    if _is_class_ids(y):
+        # An out-of-range id would one-hot to a zero row (no loss, no gradient) and a
+        # fractional one be truncated: both silently wrong.
+        ids = ops.reshape(y, (-1,))
+        whole = ops.equal(ids, ops.round(ids)) if tf.as_dtype(ids.dtype).is_floating else True
+        valid = ops.logical_and(ops.logical_and(ops.greater_equal(ids, 0), ops.less(ids, num_classes)), whole)
+        return _checks.check_values(
+            "y", valid, f"hold whole-number class ids in [0, {num_classes}) (num_classes={num_classes})", ids
+        )
+    if y.shape[-1] is not None and y.shape[-1] != num_classes:
+        raise ValueError(
+            f"Label distributions [B, C] / [B, V, C] must have C = num_classes = {num_classes}. "
+            f"Received: y.shape={tuple(y.shape)}"
+        )
+    # The cross-entropy of a target that is not a distribution is silently off scale.
+    y = ops.cast(y, "float32")
+    valid = ops.logical_and(
+        ops.all(ops.logical_and(ops.greater_equal(y, 0.0), ops.isfinite(y)), axis=-1),
+        ops.less_equal(ops.abs(ops.sum(y, axis=-1) - 1.0), _DISTRIBUTION_SUM_TOLERANCE),
+    )
+    return _checks.check_values("y", valid, "hold label distributions: non-negative rows summing to 1", y)
+
+
 def per_view_targets(y, num_views, num_classes):
     """Class distributions for every folded image.
 
@@ -84,25 +184,22 @@ def per_view_targets(y, num_views, num_classes):
         float32 `[B * V, C]`: one-hot rows for class ids, the distribution of the matching
         view for `[B, V, C]`, the sample's distribution repeated for `[B, C]`.
     """
+    checks = check_targets(y, num_classes)
     y = ops.convert_to_tensor(y)
     v = num_views or 1
-    if len(y.shape) == 1 or (len(y.shape) == 2 and y.shape[-1] == 1 and num_classes != 1):
-        ids = ops.cast(ops.reshape(y, (-1,)), "int32")
+    if _is_class_ids(y):
+        ids = _checks.with_checks(ops.cast(ops.reshape(y, (-1,)), "int32"), checks)
         y = ops.one_hot(ids, num_classes, dtype="float32")
     else:
-        y = ops.cast(y, "float32")
+        y = _checks.with_checks(ops.cast(y, "float32"), checks)
     if len(y.shape) == 3:
         if y.shape[1] is not None and y.shape[1] != v:
             raise ValueError(
-                f"Label distributions [B, V, C] must have V={v} views like the inputs. Received: shape={tuple(y.shape)}"
+                f"Label distributions [B, V, C] must have V={v} views like the inputs. Received: y.shape={tuple(y.shape)}"
             )
         y = _merge_leading(y)
     elif v > 1:
         y = ops.repeat(y, v, axis=0)
-    if y.shape[-1] is not None and y.shape[-1] != num_classes:
-        raise ValueError(
-            f"Label distributions must have num_classes={num_classes} columns. Received: shape={tuple(y.shape)}"
-        )
     return y
 
 
@@ -200,8 +297,23 @@ class MultiViewModel(keras.Model):
     def _update_extra_metrics(self, y, y_pred, sample_weight):
         del y, y_pred, sample_weight
 
+    def _check_targets(self, y):
+        """Checks `y` before the forward pass (which updates batch-norm statistics).
+
+        Raises for bad shapes and dtypes; returns assertion ops for value checks.
+        """
+        del y
+        return []
+
     def _step(self, data, training):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        checks = []
+        for name, value in (("y", y), ("sample_weight", sample_weight)):
+            if value is not None:
+                checks += check_batch(name, value, x)
+        checks += self._check_targets(y)
+        if checks:  # In a graph: the inputs wait for the label checks.
+            x = tf.nest.map_structure(lambda t: _checks.with_checks(ops.convert_to_tensor(t), checks), x)
         if training:
             with tf.GradientTape() as tape:
                 y_pred = self(x, training=True)

@@ -10,6 +10,7 @@ from keras import ops
 
 from supcon.models import _multiview
 from supcon.models.heads import ClassifierHead
+from supcon.models.heads import check_num_classes
 
 
 @keras.saving.register_keras_serializable(package="supcon")
@@ -34,7 +35,7 @@ class CrossEntropyModel(_multiview.MultiViewModel):
 
     Args:
         encoder: `keras.Model`, images `[N, H, W, 3]` -> `[N, F]`; `model.encoder`.
-        num_classes: int > 0.
+        num_classes: int >= 2.
         label_smoothing: float in [0, 1). Default 0.
         **kwargs: `keras.Model` arguments.
 
@@ -58,8 +59,7 @@ class CrossEntropyModel(_multiview.MultiViewModel):
                 "`encoder` must map images to embeddings [N, F] with a known F. "
                 f"Received: encoder.output_shape={encoder.output_shape}"
             )
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
-            raise ValueError(f"`num_classes` must be a positive int. Received: num_classes={num_classes!r}")
+        check_num_classes(num_classes)
         if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not 0 <= label_smoothing < 1:
             raise ValueError(f"`label_smoothing` must be in [0, 1). Received: label_smoothing={label_smoothing!r}")
         self.encoder = encoder
@@ -76,6 +76,7 @@ class CrossEntropyModel(_multiview.MultiViewModel):
 
     def call(self, inputs, training=False):
         images, num_views = _multiview.fold_views(inputs)
+        _multiview.check_images(images, self.encoder)
         embedding = self.encoder(images, training=training)
         logits = self.classifier_head(embedding)
         outputs = {
@@ -84,6 +85,11 @@ class CrossEntropyModel(_multiview.MultiViewModel):
             "probabilities": ops.softmax(logits, axis=-1),
         }
         return {k: _multiview.unfold(v, num_views) for k, v in outputs.items()}
+
+    def _check_targets(self, y):
+        if y is None:
+            raise ValueError("CrossEntropyModel needs labels: the data must be (images, labels). Received: y=None")
+        return _multiview.check_targets(y, self.num_classes)
 
     def _targets_and_weights(self, y, y_pred, sample_weight):
         if y is None:

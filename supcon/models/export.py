@@ -70,9 +70,13 @@ def export_saved_model(model, path, *, classifier=None, image_size=None):
         are absent (never None or zeros). `probabilities = softmax(logits)`.
 
     Bad requests fail with an `InvalidArgumentError` whose message says what was
-    expected: in-graph `tf.debugging` assertions check the rank, size and channels of
-    `images` (loaded signatures do not check shapes themselves), that pixel values lie
-    in [0, 255], and that every string starts with a JPEG or PNG signature.
+    expected and what was received: in-graph `tf.debugging` assertions check the rank,
+    size, channels and non-empty batch of `images` and `image_bytes` (loaded signatures
+    do not check shapes themselves), that pixel values lie in [0, 255], and that every
+    string starts with a JPEG or PNG signature. A wrong dtype is refused by TensorFlow
+    itself ("expected to be a float tensor but is a double tensor"); a string with a
+    valid signature but a corrupt body fails in the decoder ("Invalid PNG",
+    "Invalid JPEG data").
 
     Args:
         model: a `SupConModel`, `CrossEntropyModel` or `LinearClassifier` (anything with
@@ -104,39 +108,60 @@ def export_saved_model(model, path, *, classifier=None, image_size=None):
     classifier_head = _classifier_layer(model, classifier)
     if classifier_head is not None and not classifier_head.built:
         classifier_head.build(tuple(encoder.output_shape))
+    if classifier is not None:
+        # A classifier trained on another encoder would fail deep inside the export.
+        embeddings = tf.zeros((1,) + tuple(encoder.output_shape[1:]))
+        try:
+            classifier_head(embeddings)
+        except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
+            detail = " ".join(str(error).split())
+            raise ValueError(
+                f"`classifier` must map the model's embeddings [N, {encoder.output_shape[-1]}] to logits. "
+                f"Received: classifier={classifier!r}, which fails on them: {detail[:300]}"
+            ) from error
 
     def forward(images):
         # A loaded signature does not check the request's shape against its TensorSpec,
-        # and TF folds `tf.rank`/`tf.size` of a statically known shape into constants,
-        # so the check compares dims 1..4 of the *runtime* shape, zero-padded: a
-        # [N, H, W, 3] request gives [H, W, 3, 0]; wrong rank or channels do not.
-        padded_shape = tf.concat([tf.shape(images), tf.zeros([4], tf.int32)], axis=0)
-        checks = [
-            tf.debugging.assert_equal(
-                padded_shape[1:5],
-                tf.constant([height, width, 3, 0]),
-                message=(
-                    f"`images` must be a float32 batch [N, {height}, {width}, 3] (RGB, values in [0, 255]); "
-                    "the request's dims 1..4 follow (0 = no such dim)"
+        # and TF folds `tf.rank` of a statically known rank into a constant, so the check
+        # reads the *runtime* shape, zero-padded: a good request [N, H, W, 3] reads
+        # [N, H, W, 3, 0, ...]; a wrong rank or size reads otherwise. `tf.size` (not
+        # foldable: N is unknown) catches higher ranks with trailing empty dims.
+        shape = tf.shape(images)
+        padded_shape = tf.concat([shape, tf.zeros([5], tf.int32)], axis=0)
+        well_formed = tf.reduce_all(
+            [
+                padded_shape[0] >= 1,
+                tf.reduce_all(tf.equal(padded_shape[1:5], [height, width, 3, 0])),
+                # int64: a (fine) batch of over 2**31 values must not overflow the check.
+                tf.equal(
+                    tf.size(images, out_type=tf.int64), tf.cast(padded_shape[0], tf.int64) * (height * width * 3)
                 ),
-                summarize=4,
-            )
-        ]
-        # The range checks reduce over the image axes, so they run only after the shape check.
-        with tf.control_dependencies(checks):
-            checks.append(
-                tf.debugging.assert_greater_equal(
-                    tf.reduce_min(images), 0.0, message="`images` must be float32 pixel values in [0, 255]; found a value below 0"
-                )
-            )
-            checks.append(
-                tf.debugging.assert_less_equal(
-                    tf.reduce_max(images), 255.0, message="`images` must be float32 pixel values in [0, 255]; found a value above 255"
-                )
+            ]
+        )
+        shape_check = tf.debugging.Assert(
+            well_formed,
+            [
+                f"`images` must be a float32 batch [N, {height}, {width}, 3] with N >= 1 "
+                "(RGB, values in [0, 255]). Received: images.shape=",
+                shape,
+            ],
+            summarize=8,
+        )
+        # The range check reduces over the images, so it runs only after the shape check.
+        with tf.control_dependencies([shape_check]):
+            in_range = tf.reduce_all(tf.logical_and(images >= 0.0, images <= 255.0))  # False on NaN.
+            range_check = tf.debugging.Assert(
+                in_range,
+                [
+                    "`images` must hold float32 pixel values in [0, 255] (not [0, 1], not NaN). "
+                    "Received: min, max of images =",
+                    tf.reduce_min(images),
+                    tf.reduce_max(images),
+                ],
             )
         # Asserts do not order other ops: without this dependency the convolutions could
         # run on a malformed request (and crash the server) before the assert fires.
-        with tf.control_dependencies(checks):
+        with tf.control_dependencies([shape_check, range_check]):
             images = tf.identity(images)
         embedding = encoder(images, training=False)
         outputs = {"embedding": tf.cast(embedding, tf.float32)}
@@ -149,14 +174,36 @@ def export_saved_model(model, path, *, classifier=None, image_size=None):
         return outputs
 
     def decode(image_bytes):
-        is_png = tf.equal(tf.strings.substr(image_bytes, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
-        is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, len(_JPEG_MAGIC)), _JPEG_MAGIC)
-        check = tf.debugging.assert_equal(
-            tf.reduce_all(is_png | is_jpeg),
-            True,
-            message="`image_bytes` must hold JPEG or PNG encoded images; an element is neither",
+        # As in `forward`: the runtime shape, zero-padded, must read [N >= 1, 0].
+        shape = tf.shape(image_bytes)
+        padded_shape = tf.concat([shape, tf.zeros([2], tf.int32)], axis=0)
+        well_formed = tf.reduce_all(
+            [padded_shape[0] >= 1, tf.equal(padded_shape[1], 0), tf.equal(tf.size(image_bytes), padded_shape[0])]
         )
-        with tf.control_dependencies([check]):
+        shape_check = tf.debugging.Assert(
+            well_formed,
+            ["`image_bytes` must be a 1-D batch [N] (N >= 1) of JPEG or PNG strings. Received: image_bytes.shape=", shape],
+            summarize=8,
+        )
+        with tf.control_dependencies([shape_check]):
+            is_png = tf.equal(tf.strings.substr(image_bytes, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
+            is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, len(_JPEG_MAGIC)), _JPEG_MAGIC)
+            is_image = is_png | is_jpeg
+            # Indices and lengths, not the bytes: raw bytes in the message would not
+            # even decode as text on the client.
+            bad = tf.where(tf.logical_not(is_image))[:, 0]
+            format_check = tf.debugging.Assert(
+                tf.reduce_all(is_image),
+                [
+                    "`image_bytes` must hold JPEG or PNG encoded images. Received: elements "
+                    "that are neither (empty, or another format) at indices",
+                    bad,
+                    "with byte lengths",
+                    tf.gather(tf.strings.length(image_bytes), bad),
+                ],
+                summarize=8,
+            )
+        with tf.control_dependencies([shape_check, format_check]):
             image_bytes = tf.identity(image_bytes)
 
         def decode_one(data):

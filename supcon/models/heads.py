@@ -1,5 +1,7 @@
 """Projection and classifier heads (Khosla et al. 2020, arXiv 2004.11362, §3.2)."""
 
+import collections.abc
+
 import keras
 from keras import ops
 
@@ -44,11 +46,19 @@ class ProjectionHead(keras.layers.Layer):
 
     def __init__(self, dims=(2048, 128), batch_norm=False, normalize=True, **kwargs):
         super().__init__(**kwargs)
+        received = dims
         if isinstance(dims, int):
             dims = (dims,)
+        if (
+            not isinstance(dims, collections.abc.Sequence)
+            or isinstance(dims, str)
+            or not dims
+            or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in dims)
+        ):
+            raise ValueError(
+                f"`dims` must be a positive int or a non-empty sequence of positive ints. Received: dims={received!r}"
+            )
         dims = tuple(dims)
-        if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in dims):
-            raise ValueError(f"`dims` must be a positive int or a non-empty sequence of positive ints. Received: dims={dims!r}")
         self.dims = dims
         self.batch_norm = bool(batch_norm)
         self.normalize = bool(normalize)
@@ -108,7 +118,7 @@ class ClassifierHead(keras.layers.Layer):
     Details"). Logits are float32 whatever the dtype policy.
 
     Args:
-        num_classes: int > 0, number of classes.
+        num_classes: int >= 2, number of classes.
         normalize: bool, L2-normalize the embedding before the linear layer. Default False.
         stop_gradient: bool, feed `stop_gradient(embedding)` so no gradient reaches the
             encoder. Default True (the contrastive setting); False for a cross-entropy
@@ -129,8 +139,7 @@ class ClassifierHead(keras.layers.Layer):
 
     def __init__(self, num_classes, normalize=False, stop_gradient=True, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
-            raise ValueError(f"`num_classes` must be a positive int. Received: num_classes={num_classes!r}")
+        check_num_classes(num_classes)
         self.num_classes = num_classes
         self.normalize = bool(normalize)
         self.stop_gradient = bool(stop_gradient)
@@ -160,6 +169,15 @@ class ClassifierHead(keras.layers.Layer):
             {"num_classes": self.num_classes, "normalize": self.normalize, "stop_gradient": self.stop_gradient}
         )
         return config
+
+
+def check_num_classes(num_classes):
+    """Raises unless `num_classes` is an int >= 2 (one class makes the softmax constant)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            "`num_classes` must be an int >= 2 (with one class the softmax is always 1 and "
+            f"nothing is learned). Received: num_classes={num_classes!r}"
+        )
 
 
 def _l2_normalize(x):

@@ -7,7 +7,9 @@ and then train a linear classifier on top of it using a cross-entropy loss".
 import keras
 from keras import ops
 
+from supcon.models import _multiview
 from supcon.models.heads import ClassifierHead
+from supcon.models.heads import check_num_classes
 
 
 @keras.saving.register_keras_serializable(package="supcon")
@@ -28,7 +30,7 @@ class LinearClassifier(keras.Model):
 
     Args:
         encoder: `keras.Model`, images `[N, H, W, 3]` -> `[N, F]`; `model.encoder`.
-        num_classes: int > 0.
+        num_classes: int >= 2.
         normalize: bool, L2-normalize the embedding before the linear layer. Default False.
         **kwargs: `keras.Model` arguments.
 
@@ -57,8 +59,7 @@ class LinearClassifier(keras.Model):
                 "`encoder` must map images to embeddings [N, F] with a known F. "
                 f"Received: encoder.output_shape={encoder.output_shape}"
             )
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
-            raise ValueError(f"`num_classes` must be a positive int. Received: num_classes={num_classes!r}")
+        check_num_classes(num_classes)
         encoder.trainable = False
         self.encoder = encoder
         self.num_classes = num_classes
@@ -74,6 +75,7 @@ class LinearClassifier(keras.Model):
             raise ValueError(
                 f"LinearClassifier takes images [B, H, W, 3]. Received: inputs with shape={tuple(inputs.shape)}"
             )
+        _multiview.check_images(inputs, self.encoder)
         return self.classifier_head(self.encoder(inputs, training=False))
 
     def get_config(self):

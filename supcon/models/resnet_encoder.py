@@ -36,6 +36,8 @@ standard deviation (58.395, 57.12, 57.375) in 0-255 units, i.e. torchvision's
 These are fixed constants, not trainable weights, and are the same for every dataset.
 """
 
+import math
+
 import keras
 
 # Stage layout of the paper's ResNets (He et al. 2016, Table 1); 200 from arXiv 1603.05027.
@@ -175,7 +177,7 @@ def resnet(depth, *, version="v1", width_multiplier=1.0, stem="imagenet", input_
         depth: int, one of 18, 34 (basic blocks), 50, 101, 152, 200 (bottlenecks).
         version: "v1" (post-activation, the paper's; zero-initialized last BN gamma of
             every block) or "v2" (full pre-activation). Default "v1".
-        width_multiplier: float > 0, scales the filters of the stem and every stage
+        width_multiplier: finite float > 0, scales the filters of the stem and every stage
             (rounded, at least 1). Default 1.0.
         stem: "imagenet" (7x7 stride-2 conv + 3x3 stride-2 max-pool) or "cifar"
             (3x3 stride-1 conv, no max-pool, for 32x32 images). Default "imagenet".
@@ -201,14 +203,29 @@ def resnet(depth, *, version="v1", width_multiplier=1.0, stem="imagenet", input_
         raise ValueError(f"`version` must be one of {_VERSIONS}. Received: version={version!r}")
     if stem not in _STEMS:
         raise ValueError(f"`stem` must be one of {_STEMS}. Received: stem={stem!r}")
-    if isinstance(width_multiplier, bool) or not isinstance(width_multiplier, (int, float)) or width_multiplier <= 0:
-        raise ValueError(f"`width_multiplier` must be a positive number. Received: width_multiplier={width_multiplier!r}")
+    if (
+        isinstance(width_multiplier, bool)
+        or not isinstance(width_multiplier, (int, float))
+        or not 0 < width_multiplier < math.inf  # Also refuses NaN.
+    ):
+        raise ValueError(
+            f"`width_multiplier` must be a positive finite number. Received: width_multiplier={width_multiplier!r}"
+        )
+    received = input_shape
     if input_shape is None:
         input_shape = (None, None, 3)
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 3 or input_shape[-1] != 3:
+    try:
+        input_shape = tuple(input_shape)  # Also a TensorShape or a list.
+    except TypeError:
+        input_shape = ()
+    if (
+        len(input_shape) != 3
+        or input_shape[-1] != 3
+        or any(d is not None and (isinstance(d, bool) or not isinstance(d, int) or d <= 0) for d in input_shape[:2])
+    ):
         raise ValueError(
-            f"`input_shape` must be (height, width, 3): channels-last RGB images. Received: input_shape={input_shape!r}"
+            "`input_shape` must be (height, width, 3): channels-last RGB images, height and width "
+            f"positive ints or None. Received: input_shape={received!r}"
         )
     if not isinstance(synchronized_bn, bool):
         raise TypeError(f"`synchronized_bn` must be a bool. Received: synchronized_bn={synchronized_bn!r}")

@@ -6,6 +6,8 @@ comes from `compile`, so one model trains SupCon (`supcon.losses.SupConLoss`), S
 (`SimCLRLoss`, labels ignored) or GenSCL (`GenSCLLoss`, label distributions).
 """
 
+import math
+
 import keras
 from keras import ops
 
@@ -13,6 +15,7 @@ from supcon import losses as supcon_losses
 from supcon.models import _multiview
 from supcon.models.heads import ClassifierHead
 from supcon.models.heads import ProjectionHead
+from supcon.models.heads import check_num_classes
 
 
 @keras.saving.register_keras_serializable(package="supcon")
@@ -55,7 +58,7 @@ class SupConModel(_multiview.MultiViewModel):
             (e.g. `supcon.models.resnet(...)`), available as `model.encoder`.
         projection_head: a layer mapping `[N, F]` to normalized `[N, D]`; default
             `ProjectionHead()` (2048 -> 128 MLP, the paper's).
-        num_classes: optional int, adds a `ClassifierHead(num_classes)`. Default None.
+        num_classes: optional int >= 2, adds a `ClassifierHead(num_classes)`. Default None.
         ce_weight: float >= 0, see above; requires `num_classes` when > 0. Default 0.
         classifier_normalize: bool, L2-normalize the embedding fed to the classifier.
             Default False.
@@ -90,12 +93,15 @@ class SupConModel(_multiview.MultiViewModel):
                 "`encoder` must map images to embeddings [N, F] with a known F. "
                 f"Received: encoder.output_shape={encoder.output_shape}"
             )
-        if num_classes is not None and (
-            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0
-        ):
-            raise ValueError(f"`num_classes` must be a positive int or None. Received: num_classes={num_classes!r}")
-        if isinstance(ce_weight, bool) or not isinstance(ce_weight, (int, float)) or ce_weight < 0:
-            raise ValueError(f"`ce_weight` must be a number >= 0. Received: ce_weight={ce_weight!r}")
+        if projection_head is not None and not isinstance(projection_head, keras.layers.Layer):
+            raise TypeError(
+                "`projection_head` must be a Keras layer mapping embeddings [N, F] to projections "
+                f"[N, D] (e.g. ProjectionHead(dims=(2048, 128))) or None. Received: projection_head={projection_head!r}"
+            )
+        if num_classes is not None:
+            check_num_classes(num_classes)
+        if isinstance(ce_weight, bool) or not isinstance(ce_weight, (int, float)) or not 0 <= ce_weight < math.inf:
+            raise ValueError(f"`ce_weight` must be a finite number >= 0. Received: ce_weight={ce_weight!r}")
         if ce_weight > 0 and num_classes is None:
             raise ValueError(f"`ce_weight` > 0 needs a classifier: pass `num_classes`. Received: ce_weight={ce_weight!r}")
         self.encoder = encoder
@@ -127,6 +133,7 @@ class SupConModel(_multiview.MultiViewModel):
 
     def call(self, inputs, training=False):
         images, num_views = _multiview.fold_views(inputs)
+        _multiview.check_images(images, self.encoder)
         embedding = self.encoder(images, training=training)
         outputs = {"embedding": embedding, "projection": self.projection_head(embedding, training=training)}
         if self.classifier_head is not None:
@@ -145,6 +152,24 @@ class SupConModel(_multiview.MultiViewModel):
     def _ignores_labels(self):
         return isinstance(getattr(self, "loss", None), supcon_losses.SimCLRLoss)
 
+    def _check_targets(self, y):
+        if y is None:
+            self._check_has_labels(y)
+            return []
+        if not self._ignores_labels():
+            _multiview.check_labels(y)
+        if self.classifier_head is not None:
+            return _multiview.check_targets(y, self.num_classes)
+        return []
+
+    def _check_has_labels(self, y):
+        if y is not None:
+            return
+        if isinstance(getattr(self, "loss", None), supcon_losses.GenSCLLoss):
+            raise ValueError("GenSCLLoss needs label distributions: the data must be (views, labels). Received: y=None")
+        if self.classifier_head is not None:
+            raise ValueError("A SupConModel with `num_classes` needs labels to train its classifier. Received: y=None")
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Contrastive loss of the projections (+ classifier cross-entropy, + regularizers).
 
@@ -159,17 +184,18 @@ class SupConModel(_multiview.MultiViewModel):
             float32 scalar: this replica's share of the loss (Keras convention).
         """
         features = self._features(y_pred)
+        self._check_has_labels(y)
+        if y is not None and not self._ignores_labels():
+            # Before the Keras loss casts them to float (and int one-hot rows become
+            # indistinguishable from float ones).
+            _multiview.check_labels(y)
         labels = y
         if labels is None:
-            if isinstance(getattr(self, "loss", None), supcon_losses.GenSCLLoss):
-                raise ValueError("GenSCLLoss needs label distributions: the data must be (views, labels). Received: y=None")
             # Every sample its own class: SupCon reduces to SimCLR (Khosla et al. §3.2.2).
             labels = ops.arange(ops.shape(features)[0], dtype="int32")
         total = super().compute_loss(x=x, y=labels, y_pred=features, sample_weight=sample_weight, training=training)
         total = ops.cast(total, "float32")
         if self.classifier_head is not None:
-            if y is None:
-                raise ValueError("A SupConModel with `num_classes` needs labels to train its classifier. Received: y=None")
             num_views = features.shape[1]
             targets = _multiview.per_view_targets(y, num_views, self.num_classes)
             logits = _multiview.flatten_views(y_pred["logits"], 1)
