@@ -248,7 +248,12 @@ def train_config(flag_values=FLAGS):
 
 
 def define_eval_flags(flag_values=FLAGS):
-    """Defines every `eval.py` flag.
+    """Defines every `eval.py` flag and its validators.
+
+    What the flags alone decide is refused while they parse, before TensorFlow loads: severities
+    outside 1..5, unknown or repeated corruption names, out-of-range numbers, `--model_dir` and
+    `--compare` together or neither, `--compare` without `--output_dir`. What needs the run
+    directory is checked next by `supcon.evaluation.inputs`, still before any work.
 
     Args:
         flag_values: `absl.flags.FlagValues` to define into. Defaults to the global `FLAGS`.
@@ -259,54 +264,98 @@ def define_eval_flags(flag_values=FLAGS):
     # Imported here: `train.py` does not need the evaluation package.
     from supcon.evaluation import corruption_params  # noqa: PLC0415  (NumPy only)
 
+    all_corruptions = corruption_params.ALL_CORRUPTIONS
     d = _Definer(flag_values)
     d.section("Run to evaluate")
     d.define("string", "model_dir", None, "Run directory written by train.py to evaluate.")
     d.define("list", "compare", None,
-             "Compare already-evaluated runs: `--compare DIR_A DIR_B ...` (or DIR_A,DIR_B) writes a "
-             "side-by-side table and overlaid plots to --output_dir.")
+             "Compare already-evaluated runs: `--compare DIR_A DIR_B ...` (or DIR_A,DIR_B; at least 2, "
+             "distinct) writes a side-by-side table and overlaid plots to --output_dir.")
     d.define("string", "output_dir", None,
-             "Report folder (default MODEL_DIR/eval; required with --compare).")
+             "Report folder (default MODEL_DIR/eval; required with --compare, and then not a report folder).")
+    d.define("boolean", "overwrite", False,
+             "Replace a report (or comparison) of other settings already in --output_dir. Without it eval.py "
+             "refuses with one line before any work and leaves that report byte-for-byte as it was; a re-run "
+             "with the same settings replaces its own report. The new files replace the old ones only once "
+             "all are written.")
     d.define("string", "data_dir", None,
              "Data directory (default: the run's). Prepared TFDS cifar10_corrupted / "
              "imagenet2012_corrupted sets here are used instead of generated corruptions.")
     d.define("string", "dataset", None,
              "Evaluate on this data set instead of the run's (same class count).")
     d.define("integer", "seed", 0,
-             "Seed of the generated corruptions and of the classifier's data order.")
+             "Seed of the generated corruptions and of the classifier's data order.", lower_bound=0)
     d.define("integer", "batch_size", 128, "Evaluation batch size.", lower_bound=1)
-    d.define("integer", "max_test_examples", None, "Only the first N test examples (quick looks).",
-             lower_bound=1)
+    d.define("integer", "max_test_examples", None,
+             "Only the first N test examples (quick looks); N above the test split's size evaluates the "
+             "whole split, and eval.py says so.", lower_bound=1)
 
     d.section("Corruption benchmark and calibration")
-    d.define("list", "corruptions", list(corruption_params.ALL_CORRUPTIONS),
-             "Corruptions to sweep (empty: none).")
-    d.define("list", "severities", ["1", "2", "3", "4", "5"], "Severities to sweep (1..5).")
+    d.define("list", "corruptions", list(all_corruptions),
+             "Corruptions to sweep (empty: none): some of " + ", ".join(all_corruptions) + ".")
+    d.define("list", "severities", ["1", "2", "3", "4", "5"], "Severities to sweep (integers 1..5).")
     d.define("enum", "corruption_source", "auto",
              "auto: prepared TFDS sets when all present, else generated; tfds: require them; "
              "generate: always generate.", enum_values=list(choices.CORRUPTION_SOURCES))
     d.define("boolean", "progress", True, "Progress bar over the corruption sweep.")
 
     d.section("kNN on the embeddings")
-    d.define("integer", "knn_k", choices.KNN_DEFAULT_K, "kNN neighbours (Wu et al. 2018); 0 skips kNN.",
-             lower_bound=0)
+    d.define("integer", "knn_k", choices.KNN_DEFAULT_K,
+             "kNN neighbours (Wu et al. 2018); 0 skips kNN; more than the training examples uses them "
+             "all (the report gives the k used).", lower_bound=0)
     d.define("float", "knn_temperature", choices.KNN_DEFAULT_TEMPERATURE, "kNN vote temperature tau.",
              lower_bound=1e-6)
 
     d.section("Classifier stage (linear classifier on the frozen encoder)")
     d.define("boolean", "retrain_classifier", False,
-             "Train a new linear classifier even if the run has one.")
+             "Train a new linear classifier even if the run has one (not for cross-entropy runs).")
     d.define("enum", "classifier_optimizer", "auto",
              "auto: RMSProp for images >= 128 px (ImageNet-size), else SGD with momentum 0.9.",
              enum_values=list(choices.CLASSIFIER_OPTIMIZERS))
     d.define("float", "classifier_learning_rate", None,
              "Learning rate per 256 examples (default: the optimizer's).", lower_bound=1e-12)
     d.define("integer", "classifier_epochs", None,
-             "Classifier epochs (default: the run's linear_epochs, else 10).", lower_bound=0)
+             "Classifier epochs (default: the run's linear_epochs, else 10).", lower_bound=1)
     d.define("integer", "classifier_batch_size", None,
              "Classifier batch size (default: the run's, else 128).", lower_bound=1)
     d.define("enum", "classifier_augmentation", "none",
              "Augmentation of the classifier's training images.", enum_values=list(choices.AUGMENTATIONS))
+
+    def check_corruptions(names):
+        unknown = [n for n in names if n not in all_corruptions]
+        if unknown:
+            raise flags.ValidationError(f"unknown corruption {unknown[0]!r}; expected some of: "
+                                        f"{', '.join(all_corruptions)} (or nothing, --corruptions=, for no sweep).")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise flags.ValidationError(f"names {', '.join(repeated)} twice; expected each corruption once.")
+        return True
+
+    def check_severities(values):
+        bad = [v for v in values if v.strip() not in ("1", "2", "3", "4", "5")]
+        if bad:
+            raise flags.ValidationError(f"severities are integers 1..5. Received: {bad[0]!r}")
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise flags.ValidationError(f"names {', '.join(repeated)} twice; expected each severity once.")
+        return True
+
+    def check_compare(dirs):
+        if dirs is not None and (not dirs or any(not d.strip() for d in dirs)):
+            raise flags.ValidationError("expected run directories: --compare DIR_A DIR_B ...")
+        return True
+
+    flags.register_validator("corruptions", check_corruptions, flag_values=flag_values)
+    flags.register_validator("severities", check_severities, flag_values=flag_values)
+    flags.register_validator("compare", check_compare, flag_values=flag_values)
+    flags.register_multi_flags_validator(
+        ["model_dir", "compare"], lambda f: bool(f["model_dir"]) != (f["compare"] is not None),
+        flag_values=flag_values,
+        message="expected --model_dir=RUN_DIR (evaluate a run) or --compare DIR_A DIR_B ... (compare evaluated "
+                "runs), one of the two.")
+    flags.register_multi_flags_validator(
+        ["compare", "output_dir"], lambda f: f["compare"] is None or bool(f["output_dir"]),
+        flag_values=flag_values, message="--compare needs --output_dir=DIR for the side-by-side report.")
     return d.sections
 
 

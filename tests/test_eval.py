@@ -10,7 +10,8 @@ import pytest
 from absl import flags
 
 import eval as eval_main
-from supcon import evaluation, models
+from supcon import console, evaluation, models
+from supcon import flags as supcon_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(corruptions=["gaussian_noise", "fog"], severities=[1, 5], max_test_examples=16, knn_k=20,
@@ -73,8 +74,8 @@ def test_report_is_deterministic(runs, evaluated):
 
 def _run_cli(argv):
     flags.FLAGS.unparse_flags()
-    remaining = flags.FLAGS(["eval.py"] + argv)
     try:
+        remaining = supcon_flags.one_line_parser("eval.py")(["eval.py"] + argv)
         eval_main.main(remaining)
     finally:
         flags.FLAGS.unparse_flags()
@@ -105,8 +106,9 @@ def test_eval_py_in_a_fresh_process(runs, tmp_path):
 
 
 def _one_line_error(argv):
+    # As eval.py's entry point runs main: an input error becomes one line and exit code 1.
     with pytest.raises(SystemExit) as info:
-        _run_cli(argv)
+        console.run_reporting_errors("eval.py", lambda: _run_cli(argv))
     message = str(info.value.code)
     assert message.startswith("eval.py: ") and "\n" not in message
     return message
@@ -120,5 +122,6 @@ def test_bad_inputs(runs, tmp_path):
     assert "missing model.keras" in _one_line_error([f"--model_dir={incomplete}"])
     wrong = _write_run(tmp_path / "three", "ce", num_classes=3)
     assert "trained for 3 classes" in _one_line_error([f"--model_dir={wrong}"])
-    assert "Unknown corruption 'rain'" in _one_line_error([f"--model_dir={runs['ce']}", "--corruptions=fog,rain"])
-    assert "No evaluation report" in _one_line_error(["--compare", str(tmp_path), f"--output_dir={tmp_path}"])
+    assert "unknown corruption 'rain'" in _one_line_error([f"--model_dir={runs['ce']}", "--corruptions=fog,rain"])
+    assert "No evaluation report" in _one_line_error(
+        ["--compare", runs["supcon"], str(tmp_path), f"--output_dir={tmp_path / 'cmp'}"])

@@ -28,7 +28,7 @@ _EXPORTS = {
     "top_k_accuracy": "supcon.evaluation.metrics",
     "compare_runs": "supcon.evaluation.report",
     "write_report": "supcon.evaluation.report",
-    "EvalInputError": "supcon.evaluation.runner",
+    "EvalInputError": "supcon.evaluation.inputs",
     "evaluate_run": "supcon.evaluation.runner",
 }
 __getattr__, __dir__ = _lazy.exports(__name__, _EXPORTS)

@@ -6,6 +6,8 @@ Plots are drawn with matplotlib's headless Agg backend.
 
 import json
 import os
+import shutil
+import tempfile
 
 import matplotlib
 
@@ -14,14 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from supcon.evaluation import corruption_params as cp  # noqa: E402
-
-REPORT_JSON = "report.json"
-REPORT_MD = "report.md"
-RELIABILITY_PNG = "reliability_diagram.png"
-SEVERITY_PNG = "accuracy_vs_severity.png"
-ERRORS_PNG = "corruption_errors.png"
-COMPARISON_JSON = "comparison.json"
-COMPARISON_MD = "comparison.md"
+from supcon.evaluation import inputs  # noqa: E402
+from supcon.evaluation.inputs import (  # noqa: E402, F401  (the folder layout, named in one place)
+    COMPARISON_JSON, COMPARISON_MD, ERRORS_PNG, RELIABILITY_PNG, REPORT_JSON, REPORT_MD, SEVERITY_PNG)
 
 
 def _fmt(value, percent=True):
@@ -224,15 +221,42 @@ def write_report(report, output_dir):
 
 
 def load_report(run_dir):
-    """Reads `RUN_DIR/eval/report.json` (or `RUN_DIR/report.json`), one-line error if absent."""
-    for path in (os.path.join(run_dir, "eval", REPORT_JSON), os.path.join(run_dir, REPORT_JSON)):
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                return json.load(f)
-    raise FileNotFoundError(
-        f"No evaluation report in {run_dir!r}: run `eval.py --model_dir={run_dir}` first "
-        f"(expected {os.path.join(run_dir, 'eval', REPORT_JSON)})."
-    )
+    """Reads `RUN_DIR/eval/report.json` (or `RUN_DIR/report.json`), one-line error if absent or damaged."""
+    return inputs.read_report(run_dir)
+
+
+def replace_files(output_dir, write, owned):
+    """Writes a set of files into `output_dir` all at once, or not at all.
+
+    `write(folder)` writes the new files into a staging folder inside `output_dir`; only when it
+    returns are they moved into place (one `os.replace` each), and the files of `owned` that the
+    new set lacks (plots of an earlier, larger report) are removed. A failure or Ctrl-C while
+    writing leaves `output_dir` as it was.
+
+    Args:
+      output_dir: str, created if missing.
+      write: function `folder -> None`.
+      owned: names of the files this kind of output consists of.
+
+    Returns:
+      list of the paths written, in `output_dir`.
+    """
+    created = not os.path.isdir(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".partial-", dir=output_dir)
+    try:
+        write(staging)
+        names = sorted(os.listdir(staging))
+        for name in names:
+            os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
+        for name in owned:
+            if name not in names and os.path.isfile(os.path.join(output_dir, name)):
+                os.remove(os.path.join(output_dir, name))
+        return [os.path.join(output_dir, name) for name in names]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not os.listdir(output_dir):  # Failed before anything was moved in.
+            os.rmdir(output_dir)
 
 
 def _comparison_rows(reports):
@@ -266,21 +290,24 @@ def _comparison_rows(reports):
     return rows
 
 
-def compare_runs(run_dirs, output_dir):
+def compare_runs(run_dirs, output_dir, *, overwrite=False):
     """Side-by-side table and overlaid plots of several evaluated runs.
 
-    Reads each `RUN_DIR/eval/report.json` (written by `eval.py --model_dir=RUN_DIR`).
+    Reads each `RUN_DIR/eval/report.json` (written by `eval.py --model_dir=RUN_DIR`). Reports
+    evaluated with different settings (data set, corruptions, seed, ...) are compared all the
+    same, with a note under the table naming the settings that differ.
 
     Args:
-      run_dirs: list of str, at least one run directory.
-      output_dir: str, created if missing.
+      run_dirs: list of str, at least two distinct run directories.
+      output_dir: str, created if missing; not a report folder (the plots share its names).
+      overwrite: bool, replace a comparison of other runs found in `output_dir` (one of the
+        same runs is replaced in any case).
 
     Returns:
       dict `{"markdown": table text, "files": [paths written]}`.
     """
-    if not run_dirs:
-        raise ValueError("`run_dirs` must name at least one run directory. Received: run_dirs=[]")
-    reports = [load_report(d) for d in run_dirs]
+    reports = inputs.check_comparison(run_dirs, output_dir, overwrite)
+    run_dirs = [os.fspath(d) for d in run_dirs]
     labels = [f"{r.get('method', '?')} ({os.path.basename(os.path.normpath(d))})" for r, d in zip(reports, run_dirs)]
     rows = _comparison_rows(reports)
     lines = [
@@ -291,25 +318,28 @@ def compare_runs(run_dirs, output_dir):
     ]
     lines += [f"| {label} | " + " | ".join(values) + " |" for label, values in rows]
     lines += ["", "Runs: " + ", ".join(f"`{d}`" for d in run_dirs), ""]
+    differing = inputs.differing_settings(reports)
+    if differing:
+        lines += [f"Note: these runs were evaluated with different {', '.join(differing)}; compare with care.", ""]
     markdown = "\n".join(lines)
+    files = replace_files(
+        output_dir, lambda folder: _write_comparison(folder, markdown, run_dirs, labels, rows, reports),
+        inputs.COMPARISON_FILES)
+    return {"markdown": markdown, "files": files}
 
-    os.makedirs(output_dir, exist_ok=True)
-    files = []
-    md_path = os.path.join(output_dir, COMPARISON_MD)
-    with open(md_path, "w", encoding="utf-8") as f:
+
+def _write_comparison(output_dir, markdown, run_dirs, labels, rows, reports):
+    with open(os.path.join(output_dir, COMPARISON_MD), "w", encoding="utf-8") as f:
         f.write(markdown)
-    files.append(md_path)
-    json_path = os.path.join(output_dir, COMPARISON_JSON)
-    with open(json_path, "w", encoding="utf-8") as f:
-        json.dump({"runs": list(run_dirs), "labels": labels, "rows": rows}, f, indent=2)
+    with open(os.path.join(output_dir, COMPARISON_JSON), "w", encoding="utf-8") as f:
+        json.dump({"runs": [os.path.abspath(d) for d in run_dirs], "labels": labels, "rows": rows}, f, indent=2)
         f.write("\n")
-    files.append(json_path)
 
     fig, ax = plt.subplots(figsize=(5, 5))
     for label, r in zip(labels, reports):
         _plot_reliability(ax, r["clean"]["reliability"], f"{label}, ECE {_fmt(r['clean'].get('ece'))}%", bars=False)
     _finish_reliability(ax, "Reliability on the clean test set")
-    files.append(_save(fig, os.path.join(output_dir, RELIABILITY_PNG)))
+    _save(fig, os.path.join(output_dir, RELIABILITY_PNG))
 
     blocks = [_corruption_block(r) for r in reports]
     if any(acc for _, acc, _, _, _ in blocks):
@@ -322,7 +352,7 @@ def compare_runs(run_dirs, output_dir):
         ax.set_ylabel("top-1 accuracy, mean over corruptions")
         ax.set_ylim(0, 1)
         ax.legend()
-        files.append(_save(fig, os.path.join(output_dir, SEVERITY_PNG)))
+        _save(fig, os.path.join(output_dir, SEVERITY_PNG))
 
         names = [n for n in cp.ALL_CORRUPTIONS if any(n in acc for _, acc, _, _, _ in blocks)]
         fig, ax = plt.subplots(figsize=(10, 4))
@@ -334,5 +364,4 @@ def compare_runs(run_dirs, output_dir):
         ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
         ax.set_ylabel("error, mean over severities")
         ax.legend()
-        files.append(_save(fig, os.path.join(output_dir, ERRORS_PNG)))
-    return {"markdown": markdown, "files": files}
+        _save(fig, os.path.join(output_dir, ERRORS_PNG))

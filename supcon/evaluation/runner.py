@@ -14,41 +14,10 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from supcon.evaluation import calibration, corrupted_data, knn, linear_eval, metrics, report
+from supcon.evaluation import calibration, corrupted_data, inputs, knn, linear_eval, metrics, report
 from supcon.evaluation import corruption_params as cp
 from supcon.evaluation.corruptions import corrupt
-
-from supcon.choices import CORRUPTION_SOURCES  # noqa: E402
-
-
-class EvalInputError(ValueError):
-    """A bad input to the evaluation (missing run, mismatched data set, unknown name); one-line message."""
-
-
-def _read_run_dir(model_dir):
-    if not model_dir or not os.path.isdir(model_dir):
-        raise EvalInputError(f"model_dir {model_dir!r} does not exist (train a run there with train.py first).")
-    config_path = os.path.join(model_dir, "run_config.json")
-    model_path = os.path.join(model_dir, "model.keras")
-    missing = [p for p in (config_path, model_path) if not os.path.isfile(p)]
-    if missing:
-        names = ", ".join(os.path.basename(p) for p in missing)
-        raise EvalInputError(f"model_dir {model_dir!r} is incomplete: missing {names} (did its training run finish?).")
-    with open(config_path, encoding="utf-8") as f:
-        config = json.load(f)
-    for key in ("dataset", "num_classes", "image_size"):
-        if key not in config:
-            raise EvalInputError(f"model_dir {model_dir!r} is incomplete: run_config.json has no {key!r}.")
-    return config
-
-
-def _check_corruptions(corruptions, severities):
-    for name in corruptions:
-        if name not in cp.ALL_CORRUPTIONS:
-            raise EvalInputError(f"Unknown corruption {name!r}; expected some of: {', '.join(cp.ALL_CORRUPTIONS)}.")
-    for s in severities:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 1 <= s <= 5:
-            raise EvalInputError(f"Unknown severity {s!r}; severities are integers 1..5.")
+from supcon.evaluation.inputs import EvalInputError  # noqa: F401  (public as supcon.evaluation.EvalInputError)
 
 
 def _batches(dataset, limit):
@@ -107,6 +76,7 @@ def evaluate_run(
     classifier_augmentation="none",
     progress=True,
     verbose=0,
+    overwrite=False,
 ):
     """Evaluates one training run: clean accuracy, kNN, corruption robustness, calibration.
 
@@ -139,6 +109,14 @@ def evaluate_run(
         `supcon.data` augmentation name.
       progress: bool, show a progress bar over the corruption sweep.
       verbose: Keras verbosity while training the classifier.
+      overwrite: bool, replace a report of other settings found in `output_dir`. Without it
+        such a report is refused (and left untouched) before any work; a report of the same
+        settings is replaced in any case (see `supcon.evaluation.inputs`).
+
+    Every input is checked before any work (`supcon.evaluation.inputs.check_evaluation`); the
+    report files (and a classifier trained here) replace the earlier ones only once all are
+    written. `max_test_examples` larger than the test split evaluates the whole split
+    (`report["clean"]["num_examples"]` says how many).
 
     Returns:
       dict, the report (also written to `output_dir` as report.json, report.md and PNGs).
@@ -149,36 +127,43 @@ def evaluate_run(
     import supcon.models  # noqa: F401, PLC0415
     from supcon import data as data_lib  # noqa: PLC0415
 
-    corruptions, severities = list(corruptions), [int(s) for s in severities]
-    _check_corruptions(corruptions, severities)
-    if corruption_source not in CORRUPTION_SOURCES:
-        raise EvalInputError(f"Unknown corruption source {corruption_source!r}; expected one of {CORRUPTION_SOURCES}.")
-    config = _read_run_dir(model_dir)
-    dataset = dataset or config["dataset"]
+    plan = inputs.check_evaluation(
+        model_dir, dataset=dataset, output_dir=output_dir, corruptions=corruptions, severities=severities,
+        corruption_source=corruption_source, seed=seed, batch_size=batch_size, max_test_examples=max_test_examples,
+        knn_k=knn_k, knn_temperature=knn_temperature, retrain_classifier=retrain_classifier,
+        classifier_optimizer=classifier_optimizer, classifier_learning_rate=classifier_learning_rate,
+        classifier_epochs=classifier_epochs, classifier_batch_size=classifier_batch_size,
+        classifier_augmentation=classifier_augmentation, overwrite=overwrite)
+    config, dataset, output_dir = plan["config"], plan["dataset"], plan["output_dir"]
+    corruptions, severities = plan["corruptions"], plan["severities"]
     data_dir = data_dir if data_dir is not None else config.get("data_dir")
     num_classes, image_size = int(config["num_classes"]), int(config["image_size"])
-    output_dir = output_dir or os.path.join(model_dir, "eval")
 
-    # --- Data.
+    # --- Data (and, before any work, the prepared corrupted sets that --corruption_source=tfds needs).
     test_source = data_lib.load(dataset, "test", data_dir=data_dir, seed=seed)
     if int(test_source.info.num_classes) != num_classes:
         raise EvalInputError(
             f"model_dir {model_dir!r} was trained for {num_classes} classes but data set {dataset!r} "
-            f"has {int(test_source.info.num_classes)}."
+            f"has {int(test_source.info.num_classes)}; expected a data set with {num_classes} classes."
         )
+    if corruptions and corruption_source == "tfds":
+        _check_prepared(dataset, corruptions, severities, data_dir)
     test_data = data_lib.pipeline(test_source, "test", batch_size=batch_size, training=False,
                                   image_size=image_size, seed=seed)
 
     # --- Model and classifier head.
-    model = keras.saving.load_model(os.path.join(model_dir, "model.keras"), compile=False)
+    model = _load(os.path.join(model_dir, inputs.MODEL_FILE), model_dir, "encoder")
     encoder = model.encoder
-    classifier_info = {}
-    if config.get("method") == "ce" or hasattr(model, "label_smoothing"):
+    classifier_info, trained = {}, None
+    if inputs.is_cross_entropy_run(config) or hasattr(model, "label_smoothing"):
+        if not hasattr(model, "classifier_head"):
+            raise EvalInputError(f"model.keras in model_dir {model_dir!r} has no classifier head, but its "
+                                 "run_config.json says method='ce'; expected the cross-entropy model.")
         head, classifier_info = model.classifier_head, {"source": "the cross-entropy model's own classifier"}
     else:
-        saved = os.path.join(model_dir, "classifier.keras")
-        if os.path.isfile(saved) and not retrain_classifier:
-            classifier = keras.saving.load_model(saved, compile=False)
+        saved = os.path.join(model_dir, inputs.CLASSIFIER_FILE)
+        if not plan["trains_classifier"]:
+            classifier = _load(saved, model_dir, "classifier_head")
             classifier_info = {"source": f"loaded {saved}"}
         else:
             classifier, classifier_info = _train_classifier(
@@ -186,9 +171,13 @@ def evaluate_run(
                 image_size=image_size, seed=seed, optimizer=classifier_optimizer,
                 learning_rate=classifier_learning_rate, epochs=classifier_epochs,
                 batch_size=classifier_batch_size, augmentation=classifier_augmentation, verbose=verbose)
-            os.makedirs(output_dir, exist_ok=True)
-            classifier.save(os.path.join(output_dir, "classifier.keras"))
+            trained = classifier
         head = classifier.classifier_head
+        if int(classifier.encoder.output_shape[-1]) != int(encoder.output_shape[-1]):
+            raise EvalInputError(
+                f"classifier.keras in model_dir {model_dir!r} takes {int(classifier.encoder.output_shape[-1])}-d "
+                f"embeddings but model.keras's encoder gives {int(encoder.output_shape[-1])}-d ones: is it from "
+                "another run? Pass --retrain_classifier to train one for this run.")
     if int(head.num_classes) != num_classes:
         raise EvalInputError(
             f"The classifier of {model_dir!r} has {int(head.num_classes)} outputs but the run has {num_classes} classes.")
@@ -238,20 +227,67 @@ def evaluate_run(
         "image_size": image_size,
         "seed": int(seed),
         "training_seed": config.get("seed"),
+        "settings": plan["settings"],
         "classifier": classifier_info,
         "clean": clean,
         "knn": knn_block,
         "corruptions": corruption_block,
     }
     result = json.loads(json.dumps(result))  # Plain JSON types (and str severity keys) throughout.
-    result["files"] = report.write_report(result, output_dir)
+    result["files"] = _write(result, trained, output_dir)
     return result
+
+
+def _write(result, trained_classifier, output_dir):
+    """Writes the report (and a classifier trained here) in place of the earlier ones, all at once."""
+
+    def write(folder):
+        report.write_report(result, folder)
+        if trained_classifier is not None:
+            trained_classifier.save(os.path.join(folder, inputs.CLASSIFIER_FILE))
+
+    paths = report.replace_files(output_dir, write, inputs.REPORT_FILES)
+    return {"json": os.path.join(output_dir, inputs.REPORT_JSON),
+            "markdown": os.path.join(output_dir, inputs.REPORT_MD),
+            "plots": [p for p in paths if p.endswith(".png")]}
+
+
+def _load(path, model_dir, attribute):
+    """`keras.saving.load_model(path)`; a damaged file or another kind of model is one line."""
+    name = os.path.basename(path)
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a damaged archive.
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+        raise EvalInputError(f"{name} in model_dir {model_dir!r} is damaged or not a supcon model: could not load "
+                             f"it ({type(error).__name__}: {first}).") from error
+    if not hasattr(model, attribute):
+        raise EvalInputError(f"{name} in model_dir {model_dir!r} is a {type(model).__name__}; expected a supcon "
+                             f"model with {'an' if attribute[0] in 'aeiou' else 'a'} `{attribute}` "
+                             "(the file of another run or program?).")
+    return model
+
+
+def _check_prepared(dataset, corruptions, severities, data_dir):
+    base = str(dataset).split("/")[0]
+    if base not in corrupted_data.TFDS_CORRUPTED:
+        raise EvalInputError(
+            f"--corruption_source=tfds: data set {dataset!r} has no prepared corrupted sets in TFDS (only "
+            f"{', '.join(corrupted_data.TFDS_CORRUPTED)} have); use --corruption_source=generate (or auto).")
+    if not corrupted_data.prepared_in(dataset, corruptions, severities, data_dir):
+        builder = corrupted_data.TFDS_CORRUPTED[base][0]
+        where = f"data_dir {data_dir!r}" if data_dir else "a data directory (none given: pass --data_dir=DIR)"
+        raise EvalInputError(
+            f"--corruption_source=tfds: the {builder} sets of the requested corruptions and severities are not all "
+            f"prepared in {where}; prepare them there, or use --corruption_source=generate (or auto).")
 
 
 def _train_classifier(data_lib, encoder, config, *, dataset, data_dir, num_classes, image_size, seed, optimizer,
                       learning_rate, epochs, batch_size, augmentation, verbose):
     optimizer = linear_eval.resolve_optimizer(optimizer, image_size)
-    epochs = int(epochs if epochs is not None else config.get("linear_epochs", linear_eval.DEFAULT_EPOCHS))
+    # A run trained with --linear_epochs=0 (no stage 2) has no epochs to copy: 0 would leave the
+    # classifier untrained and every number meaningless.
+    epochs = int(epochs if epochs is not None else config.get("linear_epochs") or linear_eval.DEFAULT_EPOCHS)
     batch_size = int(batch_size or config.get("linear_batch_size", linear_eval.DEFAULT_BATCH_SIZE))
     if learning_rate is None and optimizer == "sgd":
         learning_rate = config.get("linear_learning_rate")
@@ -282,9 +318,6 @@ def _sweep(data_lib, predict, test_data, *, dataset, data_dir, corruptions, seve
            image_size, limit, progress):
     use_tfds = source == "tfds" or (
         source == "auto" and corrupted_data.prepared_in(dataset, corruptions, severities, data_dir))
-    if source == "tfds" and not corrupted_data.prepared_in(dataset, corruptions, severities, data_dir):
-        raise EvalInputError(
-            f"corruption_source='tfds' but the corrupted sets of {dataset!r} are not all prepared in {data_dir!r}.")
     preset = cp.preset_for_image_size(image_size, image_size)
     accuracy, ece, pooled = {}, {}, {s: ([], []) for s in severities}
     bar = tqdm(total=len(corruptions) * len(severities), desc="corruption sweep", disable=not progress,

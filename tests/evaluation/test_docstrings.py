@@ -4,10 +4,10 @@ import doctest
 
 import pytest
 
-from supcon.evaluation import calibration, corrupted_data, corruption_params, corruptions, knn
+from supcon.evaluation import calibration, corrupted_data, corruption_params, corruptions, inputs, knn
 from supcon.evaluation import linear_eval, metrics
 
-MODULES = [calibration, corrupted_data, corruption_params, corruptions, knn, linear_eval, metrics]
+MODULES = [calibration, corrupted_data, corruption_params, corruptions, inputs, knn, linear_eval, metrics]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
