@@ -10,7 +10,7 @@ other settings already in the output folder is kept unless --overwrite. --verbos
 tracebacks and TensorFlow's own start-up lines.
 """
 
-from absl import app, flags, logging
+from absl import flags
 
 from supcon import console
 from supcon import flags as supcon_flags
@@ -37,7 +37,7 @@ def main(argv):
     # The run directory and the report folder, before TensorFlow loads (and again in evaluate_run).
     plan = inputs.check_evaluation(FLAGS.model_dir, overwrite=FLAGS.overwrite, **arguments)
 
-    console.import_tensorflow(show_native_logs=console.native_logs_requested(_verbose()))
+    console.import_tensorflow(show_native_logs=console.native_logs_requested(supcon_flags.verbosity_given()))
     from supcon import evaluation  # noqa: PLC0415  (TensorFlow: after the checks)
 
     report = evaluation.evaluate_run(FLAGS.model_dir, data_dir=FLAGS.data_dir, progress=FLAGS.progress,
@@ -80,22 +80,9 @@ def _compare(inputs, run_dirs):
     print(f"Wrote {', '.join(result['files'])}")
 
 
-def _verbose():
-    return FLAGS["verbosity"].present
-
-
-def _main_with_clear_errors(argv):
-    # TensorFlow logs SavedModel details at INFO through absl, and TFDS warns about the folders it
-    # probes for a data set that is not prepared ("Variant folder ... has no dataset_info.json")
-    # before supcon's own one-line error says so: shown only with --verbosity.
-    if not _verbose():
-        logging.set_verbosity(logging.ERROR)
-    console.run_reporting_errors(PROGRAM, lambda: main(argv), show_tracebacks=_verbose())
-
-
 def run_main():
     """Console-script entry point (`supcon-eval`)."""
-    app.run(_main_with_clear_errors, flags_parser=supcon_flags.one_line_parser(PROGRAM))
+    supcon_flags.run_program(PROGRAM, main)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ before any work; --verbosity=0 shows tracebacks and TensorFlow's own start-up li
 
 import sys
 
-from absl import app, flags, logging
+from absl import flags
 
 from supcon import console
 from supcon import flags as supcon_flags
@@ -30,7 +30,7 @@ def main(argv):
     if config.dataset == "digits" and config.data_dir:
         print(f"{PROGRAM}: warning: --data_dir={config.data_dir} is not used: digits is "
               "embedded in the package.", file=sys.stderr)
-    console.import_tensorflow(show_native_logs=console.native_logs_requested(_verbose()))
+    console.import_tensorflow(show_native_logs=console.native_logs_requested(supcon_flags.verbosity_given()))
     from supcon.training import run as steps  # noqa: PLC0415  (TensorFlow: after the checks)
 
     run = steps.start(config)  # Strategy, seeds, determinism, precision.
@@ -46,21 +46,9 @@ def main(argv):
           + (f" (test accuracy {accuracy:.4f})" if accuracy is not None else ""))
 
 
-def _verbose():
-    return FLAGS["verbosity"].present
-
-
-def _main_with_clear_errors(argv):
-    # TensorFlow logs SavedModel/checkpoint details at INFO through absl; show them only when
-    # asked for with --verbosity.
-    if not _verbose():
-        logging.set_verbosity(logging.WARNING)
-    console.run_reporting_errors(PROGRAM, lambda: main(argv), show_tracebacks=_verbose())
-
-
 def run_main():
     """Console-script entry point (`supcon-train`)."""
-    app.run(_main_with_clear_errors, flags_parser=supcon_flags.one_line_parser(PROGRAM))
+    supcon_flags.run_program(PROGRAM, main)
 
 
 if __name__ == "__main__":

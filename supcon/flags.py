@@ -14,7 +14,9 @@ with the flag's name and the allowed values.
 import dataclasses
 import sys
 
-from absl import flags
+from absl import app, flags, logging
+
+from supcon import console
 
 from supcon import choices
 from supcon.training.config import TrainConfig
@@ -224,10 +226,37 @@ def one_line_parser(program, flag_values=FLAGS):
         try:
             return flag_values(argv)
         except flags.Error as error:
-            message = str(error).removeprefix("ERROR:: ")  # absl's prefix of flagfile errors.
-            sys.exit(f"{program}: {message}")
+            # absl prefixes flagfile errors with "ERROR:: " and puts each failed check on a line.
+            sys.exit(f"{program}: {console.one_line(str(error).removeprefix('ERROR:: '))}")
 
     return parse
+
+
+def verbosity_given(flag_values=FLAGS):
+    """Whether `--verbosity` is on the command line (tracebacks and TensorFlow's logs shown)."""
+    return flag_values["verbosity"].present
+
+
+def run_program(program, main, flag_values=FLAGS):
+    """`absl.app.run(main)` with the terminal of supcon's entry points.
+
+    A bad flag is one line (`one_line_parser`); an error from `main` is one line
+    (`console.run_reporting_errors`); TensorFlow's and the libraries' INFO logs are off. With
+    `--verbosity` all of them are shown, tracebacks included.
+
+    Args:
+        program: str, the name that starts each error line ("train.py").
+        main: function `argv -> None`.
+        flag_values: the `FlagValues` to parse into. Defaults to the global `FLAGS`.
+    """
+
+    def run(argv):
+        verbose = verbosity_given(flag_values)
+        if not verbose:
+            logging.set_verbosity(logging.WARNING)
+        console.run_reporting_errors(program, lambda: main(argv), show_tracebacks=verbose)
+
+    app.run(run, flags_parser=one_line_parser(program, flag_values))
 
 
 def train_config(flag_values=FLAGS):

@@ -22,6 +22,7 @@ Names:
     unreadable ones are skipped and counted in one warning (none readable: an error).
 """
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -29,6 +30,7 @@ import warnings
 
 import numpy as np
 import tensorflow as tf
+from absl import logging as absl_logging
 
 DIGITS_IMAGE_SIZE = 32
 DIGITS_TEST_FRACTION = 0.2
@@ -161,7 +163,11 @@ def _load_tfds(name, split, data_dir):
         raise ValueError(
             f"No data source named {name!r}: it is neither 'digits', 'folder:PATH', nor a "
             f"TFDS data set (see `tfds.list_builders()`). Received: name={name!r}") from error
-    if not builder.is_prepared():
+    # TFDS logs a warning for each version folder without metadata; a set that is not prepared
+    # is explained by the error below instead.
+    with _absl_log_level(absl_logging.ERROR):
+        prepared = builder.is_prepared()
+    if not prepared:
         raise FileNotFoundError(
             f"TFDS data set {name!r} is not prepared: looked for it in {builder.data_dir!r} "
             f"(data_dir={data_dir!r}). supcon never downloads data. Prepare it on a machine "
@@ -192,6 +198,16 @@ def _load_tfds(name, split, data_dir):
         name=name, num_classes=label_feature.num_classes, image_shape=(height, width, 3),
         split_sizes=split_sizes, class_names=tuple(getattr(label_feature, "names", ()) or ()))
     return Source(dataset=dataset, num_examples=num_examples, info=info_out, split=split)
+
+
+@contextlib.contextmanager
+def _absl_log_level(level):
+    saved = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(min(saved, level))  # absl: a lower verbosity logs less.
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(saved)
 
 
 def _standardize_example(image, label):
