@@ -26,9 +26,11 @@ run: install
 	$(PY) train.py
 	$(PY) eval.py --model_dir=runs/digits_supcon
 
-## The whole test suite (offline).
+## The whole test suite (offline), in TEST_WORKERS processes (pytest-xdist): most of its time is
+## train.py / eval.py subprocesses and single-threaded tiny steps. The 10 slowest tests are listed.
+TEST_WORKERS ?= 2
 test: install-test
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=10 tests
 
 ## Regenerate flags.md from the flag definitions.
 flags: install
@@ -63,4 +65,4 @@ NUMERICS_TESTS := tests/losses tests/models tests/training tests/evaluation/test
 
 .PHONY: test-numerics
 test-numerics: install-test
-	$(NUMERICS_ENV) $(PY) -m pytest -q -m "not slow" $(NUMERICS_TESTS)
+	$(NUMERICS_ENV) $(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow" $(NUMERICS_TESTS)
