@@ -86,6 +86,14 @@ def define_train_flags(flag_values=FLAGS):
     d.train("float", "crop_min_scale",
             "Smallest area fraction of the random resized crop (paper and recipes: 0.08, SimCLR's; the digits main job: 0.5).",
             lower_bound=1e-3, upper_bound=1.0)
+    d.train("float", "color_jitter_strength", "SimCLR's colour strength s: brightness, contrast, saturation, hue "
+            "jitter of 0.8s, 0.8s, 0.8s, 0.2s (0.5: the SupCon CIFAR code's ColorJitter(0.4, 0.4, 0.4, 0.1); 1.0: ImageNet).",
+            lower_bound=0.0)
+    d.train("enum", "blur", "Gaussian blur (p 0.5) in simaugment / stacked_randaugment: auto blurs images of 128 px or more.",
+            enum_values=["auto", "on", "off"])
+    d.train("integer", "randaugment_layers", "RandAugment: ops applied per image (N).", lower_bound=0)
+    d.train("float", "randaugment_magnitude", "RandAugment: magnitude M on the 0..10 scale.",
+            lower_bound=0.0, upper_bound=10.0)
     d.train("float", "mixup", "MixUp Beta(α, α) parameter; 0 disables (genscl/ce only).",
             lower_bound=0.0)
     d.train("float", "cutmix", "CutMix Beta(α, α) parameter; 0 disables (genscl/ce only).",
@@ -106,6 +114,9 @@ def define_train_flags(flag_values=FLAGS):
     d.train("list", "head_dims", "Projection head layer sizes, the last one the embedding fed to the loss "
             "(paper: 2048,128 for ResNet-50).")
     d.train("boolean", "head_batch_norm", "Batch norm in the projection head's hidden layers.")
+    d.train("boolean", "head_normalize_input", "L2-normalize the encoder output before the projection head "
+            "(the official ImageNet SupCon runs).")
+    d.train("boolean", "head_last_bias", "A bias in the projection head's last layer (none in the official TF code).")
     d.train("boolean", "online_classifier", "Train a linear head on stop_gradient(embedding) during pre-training (reports `accuracy`; "
             "never changes the encoder).")
 
@@ -126,8 +137,10 @@ def define_train_flags(flag_values=FLAGS):
             lower_bound=1)
     d.train("string", "teacher", "GenSCL knowledge distillation: a SavedModel (from train.py's saved_model/) whose "
             "`probabilities` are mixed into the label distributions.")
-    d.train("float", "teacher_weight", "Weight of the teacher's distribution in the GenSCL target (1 - weight on the labels).",
-            lower_bound=0.0, upper_bound=1.0)
+    d.train("float", "kd_alpha", "GenSCL distillation: the loss on the label distributions plus kd_alpha times the "
+            "loss on the teacher's distributions (kiimmm/GenSCL `--KD-alpha`).", lower_bound=0.0)
+    d.train("float", "kd_temperature", "Temperature of the teacher's softmax (kiimmm/GenSCL `--KD-temp`).",
+            lower_bound=1e-6)
     d.train("float", "label_smoothing", "Label smoothing ε of the cross-entropy baseline.",
             lower_bound=0.0, upper_bound=0.999)
 
@@ -148,7 +161,11 @@ def define_train_flags(flag_values=FLAGS):
             lower_bound=0.0)
     d.train("float", "warmup_epochs", "Linear warmup from 0, in epochs (default: 1, or a tenth of "
             "--epochs when that is under 10).", lower_bound=0.0)
+    d.train("float", "warmup_start_learning_rate", "Actual (not per-256) learning rate at the first warmup step.",
+            lower_bound=0.0)
     d.train("enum", "lr_schedule", "Decay after warmup.", enum_values=list(choices.SCHEDULES))
+    d.train("float", "lr_min_fraction", "The cosine schedule ends at the peak rate times this.",
+            lower_bound=0.0, upper_bound=1.0)
     d.train("float", "lr_decay_rate", "Factor of the exponential and piecewise schedules.",
             lower_bound=0.0, upper_bound=1.0)
     d.train("float", "lr_epochs_per_decay", "Epochs between exponential decays.",
@@ -161,7 +178,22 @@ def define_train_flags(flag_values=FLAGS):
     d.train("enum", "linear_optimizer", "Optimizer of the linear classifier (no weight decay).",
             enum_values=list(choices.OPTIMIZERS))
     d.train("integer", "linear_batch_size", "Batch size of the linear classifier.", lower_bound=1)
-    d.train("float", "linear_learning_rate", "Linear classifier learning rate per 256 images (cosine decay to 0).", lower_bound=1e-12)
+    d.train("float", "linear_learning_rate", "Linear classifier learning rate per 256 images.", lower_bound=1e-12)
+    d.train("float", "linear_momentum", "Momentum of the linear classifier's optimizer.", lower_bound=0.0,
+            upper_bound=0.999999)
+    d.train("float", "linear_weight_decay", "Weight decay of the linear classifier.", lower_bound=0.0)
+    d.train("float", "linear_warmup_epochs", "Linear warmup of the classifier's learning rate, in epochs.",
+            lower_bound=0.0)
+    d.train("enum", "linear_lr_schedule", "The classifier's decay after warmup.", enum_values=list(choices.SCHEDULES))
+    d.train("float", "linear_lr_decay_rate", "Factor of the classifier's exponential and piecewise schedules.",
+            lower_bound=0.0, upper_bound=1.0)
+    d.train("float", "linear_lr_epochs_per_decay", "Epochs between the classifier's exponential decays.",
+            lower_bound=1e-6)
+    d.train("list", "linear_lr_boundaries", "Epochs at which the classifier's piecewise schedule decays.")
+    d.train("float", "linear_label_smoothing", "Label smoothing of the classifier's cross-entropy.",
+            lower_bound=0.0, upper_bound=0.999)
+    d.train("enum", "linear_augmentation", "Augmentation of the classifier's training images.",
+            enum_values=list(choices.AUGMENTATIONS))
 
     d.section("Run, distribution and fault tolerance")
     d.train("string", "model_dir", "Run directory: checkpoints, summaries, run_config.json, models, results.")
@@ -184,6 +216,9 @@ def define_train_flags(flag_values=FLAGS):
     flags.register_validator(
         "head_dims", lambda v: len(v) >= 1 and _int_list("head_dims", v),
         flag_values=flag_values, message="--head_dims must be a comma-separated list of positive integers, e.g. 512,128.")
+    flags.register_validator(
+        "linear_lr_boundaries", lambda v: _int_list("lr_boundaries", v),
+        flag_values=flag_values, message="--linear_lr_boundaries must be a comma-separated list of positive epochs, e.g. 60,75,90.")
     flags.register_validator(
         "lr_boundaries", lambda v: _int_list("lr_boundaries", v),
         flag_values=flag_values, message="--lr_boundaries must be a comma-separated list of positive epochs, e.g. 30,60,80.")
@@ -273,6 +308,7 @@ def train_config(flag_values=FLAGS):
     values["depth"] = int(values["depth"])
     values["head_dims"] = tuple(int(v) for v in values["head_dims"])
     values["lr_boundaries"] = tuple(float(v) for v in values["lr_boundaries"])
+    values["linear_lr_boundaries"] = tuple(float(v) for v in values["linear_lr_boundaries"])
     return TrainConfig(**values)
 
 

@@ -28,6 +28,10 @@ class ProjectionHead(keras.layers.Layer):
         batch_norm: bool, batch norm after each hidden Dense (whose bias is then
             dropped), as SimCLR v2. Default False.
         normalize: bool, L2-normalize the output. Default True.
+        normalize_input: bool, L2-normalize the input embeddings first (the official TF code's
+            `normalize_embedding`, its ImageNet SupCon runs). Default False.
+        last_bias: bool, a bias in the last Dense (the official TF code has none; the PyTorch
+            port has one). Default True.
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call args:
@@ -44,7 +48,8 @@ class ProjectionHead(keras.layers.Layer):
         (2, 16)
     """
 
-    def __init__(self, dims=(2048, 128), batch_norm=False, normalize=True, **kwargs):
+    def __init__(self, dims=(2048, 128), batch_norm=False, normalize=True, normalize_input=False,
+                 last_bias=True, **kwargs):
         super().__init__(**kwargs)
         received = dims
         if isinstance(dims, int):
@@ -62,12 +67,15 @@ class ProjectionHead(keras.layers.Layer):
         self.dims = dims
         self.batch_norm = bool(batch_norm)
         self.normalize = bool(normalize)
+        self.normalize_input = bool(normalize_input)
+        self.last_bias = bool(last_bias)
         self._dense = []
         self._norms = []
         for i, units in enumerate(dims):
             hidden = i < len(dims) - 1
             self._dense.append(
-                keras.layers.Dense(units, use_bias=not (hidden and self.batch_norm), dtype=self.dtype_policy, name=f"dense{i}")
+                keras.layers.Dense(units, use_bias=self.last_bias if not hidden else not self.batch_norm,
+                                   dtype=self.dtype_policy, name=f"dense{i}")
             )
             if hidden and self.batch_norm:
                 self._norms.append(
@@ -84,7 +92,7 @@ class ProjectionHead(keras.layers.Layer):
                 self._norms[i].build(shape)
 
     def call(self, inputs, training=None):
-        x = inputs
+        x = _l2_normalize(ops.cast(inputs, "float32")) if self.normalize_input else inputs
         for i, dense in enumerate(self._dense):
             x = dense(x)
             if i < len(self._dense) - 1:
@@ -104,7 +112,8 @@ class ProjectionHead(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"dims": list(self.dims), "batch_norm": self.batch_norm, "normalize": self.normalize})
+        config.update({"dims": list(self.dims), "batch_norm": self.batch_norm, "normalize": self.normalize,
+                       "normalize_input": self.normalize_input, "last_bias": self.last_bias})
         return config
 
 
@@ -142,6 +151,8 @@ class ClassifierHead(keras.layers.Layer):
         check_num_classes(num_classes)
         self.num_classes = num_classes
         self.normalize = bool(normalize)
+        self.normalize_input = bool(normalize_input)
+        self.last_bias = bool(last_bias)
         self.stop_gradient = bool(stop_gradient)
         self._dense = keras.layers.Dense(num_classes, dtype=self.dtype_policy, name="dense")
 

@@ -46,6 +46,12 @@ class TrainConfig:
     # The configs/ recipes set the paper's policies and 0.08.
     augmentation: str = "simaugment"
     crop_min_scale: float = 0.5
+    # SimCLR's colour strength s: jitter (0.8s, 0.8s, 0.8s, 0.2s); 0.5 is the SupCon CIFAR code's
+    # ColorJitter(0.4, 0.4, 0.4, 0.1), 1.0 the ImageNet runs'.
+    color_jitter_strength: float = 0.5
+    blur: str = "auto"  # auto: blur (p 0.5) images of 128 px or more; on; off.
+    randaugment_layers: int = 2
+    randaugment_magnitude: float = 9.0
     mixup: float = 0.0
     cutmix: float = 0.0
     # Method and encoder.
@@ -57,6 +63,8 @@ class TrainConfig:
     synchronized_bn: bool = False
     head_dims: tuple = (128, 64)
     head_batch_norm: bool = False
+    head_normalize_input: bool = False  # L2-normalize the encoder output before the head.
+    head_last_bias: bool = True  # A bias in the head's last layer.
     online_classifier: bool = True
     # Loss. Khosla et al. §4: τ = 0.1 (supcon.losses.PAPER_TEMPERATURE).
     temperature: float = 0.1
@@ -67,7 +75,9 @@ class TrainConfig:
     positives_cap: int | None = None
     loss_block_size: int | None = None
     teacher: str | None = None
-    teacher_weight: float = 0.5
+    # GenSCL distillation as kiimmm/GenSCL: loss(labels) + kd_alpha * loss(teacher's softmax(logits / T)).
+    kd_alpha: float = 1.0
+    kd_temperature: float = 1.0
     label_smoothing: float = 0.0
     # Optimization.
     batch_size: int = 32
@@ -80,15 +90,27 @@ class TrainConfig:
     weight_decay: float = 1e-4
     # None: `default_warmup_epochs(epochs)`, so that no default makes a short run invalid.
     warmup_epochs: float | None = None
+    warmup_start_learning_rate: float = 0.0  # The actual (not per-256) rate warmup starts from.
+    lr_min_fraction: float = 0.0  # Cosine decays to learning_rate * lr_min_fraction.
     lr_schedule: str = "cosine"
     lr_decay_rate: float = 0.1
     lr_epochs_per_decay: float = 30.0
     lr_boundaries: tuple = ()
-    # Linear evaluation (stage 2).
+    # Linear evaluation (stage 2): the same settings as pre-training's, prefixed `linear_`. The
+    # digits main job's own choice (Adam, cosine, no warmup); the recipes set their sources'.
     linear_epochs: int = 8
     linear_optimizer: str = "adam"
     linear_batch_size: int = 128
     linear_learning_rate: float = 0.2
+    linear_momentum: float = 0.9
+    linear_weight_decay: float = 0.0
+    linear_warmup_epochs: float = 0.0
+    linear_lr_schedule: str = "cosine"
+    linear_lr_decay_rate: float = 0.1
+    linear_lr_epochs_per_decay: float = 30.0
+    linear_lr_boundaries: tuple = ()
+    linear_label_smoothing: float = 0.0
+    linear_augmentation: str = "none"
     # Run, distribution and fault tolerance.
     model_dir: str = "runs/digits_supcon"
     overwrite: bool = False

@@ -99,7 +99,9 @@ def build_model(config, num_classes, image_size):
     else:
         model = models_lib.SupConModel(
             encoder,
-            models_lib.ProjectionHead(dims=config.head_dims, batch_norm=config.head_batch_norm),
+            models_lib.ProjectionHead(dims=config.head_dims, batch_norm=config.head_batch_norm,
+                                      normalize_input=config.head_normalize_input,
+                                      last_bias=config.head_last_bias),
             num_classes=num_classes if config.online_classifier else None,
         )
     model(tf.zeros((1, image_size, image_size, 3)), training=False)  # Creates every variable.
@@ -293,6 +295,8 @@ def build_training_model(run, data):
         decay_rate=config.lr_decay_rate,
         epochs_per_decay=config.lr_epochs_per_decay,
         boundaries=config.lr_boundaries,
+        warmup_start=config.warmup_start_learning_rate,
+        min_fraction=config.lr_min_fraction,
     )
     with run.strategy.scope():
         model = build_model(config, data.num_classes, data.image_size)

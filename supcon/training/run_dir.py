@@ -39,9 +39,9 @@ RESUME_IGNORED = frozenset(
 
 # Settings an extension may change: a larger `epochs`, and the warmup derived from it.
 EXTENSIBLE = frozenset({"epochs", "warmup_epochs"})
-# Stage 2 runs again at the end of every (resumed) run, so its settings may change any time.
-STAGE_2 = frozenset({"linear_epochs", "linear_optimizer", "linear_batch_size",
-                     "linear_learning_rate"})
+# Stage 2 runs again at the end of every (resumed) run, so its settings (`linear_*`) may change
+# any time.
+STAGE_2_PREFIX = "linear_"
 
 
 class RunDirectoryError(RuntimeError):
@@ -155,7 +155,7 @@ def read_json(path):
 def prepare(model_dir, run_config, *, overwrite=False):
     """Claims `model_dir` for a run with `run_config`, refusing one holding a different run.
 
-    Same settings (ignoring `RESUME_IGNORED`, and `STAGE_2`, which is retrained at the end of
+    Same settings (ignoring `RESUME_IGNORED`, and the `linear_*` stage-2 settings, retrained at the end of
     every run): the run resumes from its checkpoints. The same settings but a larger `epochs`
     (and the warmup derived from it): the run is extended and resumes. Different settings, or a `run_config.json` that cannot be read:
     `RunDirectoryConflict`, unless `overwrite`, which deletes the old run's artifacts
@@ -187,7 +187,8 @@ def prepare(model_dir, run_config, *, overwrite=False):
         differences = sorted(
             key
             for key in set(previous) | set(run_config)
-            if key not in RESUME_IGNORED | STAGE_2 and previous.get(key) != run_config.get(key)
+            if key not in RESUME_IGNORED and not key.startswith(STAGE_2_PREFIX)
+            and previous.get(key) != run_config.get(key)
         )
         if not differences:
             state = "resume"

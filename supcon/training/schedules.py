@@ -40,14 +40,17 @@ class ConstantSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 @keras.saving.register_keras_serializable(package="supcon")
 class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warmup from 0 to `after(0)` over `warmup_steps`, then `after(step - warmup_steps)`.
+    """Linear warmup from `start` to `after(0)` over `warmup_steps`, then `after(step - warmup_steps)`.
 
-    lr(t) = after(0) · t / T_w for t < T_w, else after(t − T_w) (SimCLR, `simclr/tf2/model.py`).
+    lr(t) = start + (after(0) − start) · t / T_w for t < T_w, else after(t − T_w). `start=0` is
+    SimCLR's and the official TF SupCon code's warmup; the SupCon PyTorch code starts from an
+    absolute 0.01 (`warmup_from` in HobbitLong/SupContrast `main_supcon.py`).
 
     Args:
         after: `LearningRateSchedule` (or its serialized dict) used once warmup ends; its step
             count starts at 0 when warmup ends.
         warmup_steps: int ≥ 0. Defaults to 0.
+        start: float ≥ 0, the rate at step 0. Defaults to 0.
 
     Example:
 
@@ -56,7 +59,7 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     [0.0, 0.5, 1.0, 1.0]
     """
 
-    def __init__(self, after, warmup_steps=0):
+    def __init__(self, after, warmup_steps=0, start=0.0):
         if isinstance(after, dict):
             after = keras.optimizers.schedules.deserialize(after)
         if not isinstance(after, keras.optimizers.schedules.LearningRateSchedule):
@@ -66,8 +69,11 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
             )
         if warmup_steps < 0:
             raise ValueError(f"`warmup_steps` must be >= 0. Received: warmup_steps={warmup_steps}")
+        if not start >= 0:  # also rejects NaN
+            raise ValueError(f"`start` must be >= 0. Received: start={start}")
         self.after = after
         self.warmup_steps = int(warmup_steps)
+        self.start = float(start)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
@@ -75,13 +81,14 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
         if self.warmup_steps == 0:
             return decayed
         peak = ops.cast(self.after(0), "float32")
-        warm = peak * step / float(self.warmup_steps)
+        warm = self.start + (peak - self.start) * step / float(self.warmup_steps)
         return ops.where(step < self.warmup_steps, warm, decayed)
 
     def get_config(self):
         return {
             "after": keras.optimizers.schedules.serialize(self.after),
             "warmup_steps": self.warmup_steps,
+            "start": self.start,
         }
 
 
@@ -109,6 +116,8 @@ def build_schedule(
     decay_rate=0.1,
     epochs_per_decay=30.0,
     boundaries=(),
+    warmup_start=0.0,
+    min_fraction=0.0,
 ):
     """Builds `LinearWarmup(decay)` for the run, with steps counted in optimizer iterations.
 
@@ -124,6 +133,10 @@ def build_schedule(
         epochs_per_decay: float > 0, for "exponential". Defaults to 30.
         boundaries: increasing epochs (after warmup) at which "piecewise" multiplies the rate by
             `decay_rate`. Defaults to ().
+        warmup_start: float ≥ 0, the actual (not per-256) rate at the first warmup step.
+            Defaults to 0.
+        min_fraction: float in [0, 1], "cosine" ends at `peak * min_fraction` (HobbitLong's
+            SupCon code: 0.001). Defaults to 0.
 
     Returns:
         A `LinearWarmup` schedule.
@@ -146,7 +159,10 @@ def build_schedule(
     total_steps = int(round(epochs * steps_per_epoch))
     decay_steps = max(total_steps - warmup_steps, 1)
     if schedule == "cosine":
-        after = keras.optimizers.schedules.CosineDecay(peak, decay_steps=decay_steps, alpha=0.0)
+        if not 0 <= min_fraction <= 1:
+            raise ValueError(f"`min_fraction` must be in [0, 1]. Received: min_fraction={min_fraction}")
+        after = keras.optimizers.schedules.CosineDecay(peak, decay_steps=decay_steps,
+                                                       alpha=float(min_fraction))
     elif schedule == "exponential":
         if epochs_per_decay <= 0:
             raise ValueError(
@@ -172,4 +188,4 @@ def build_schedule(
         after = keras.optimizers.schedules.PiecewiseConstantDecay(step_boundaries, values)
     else:
         after = ConstantSchedule(peak)
-    return LinearWarmup(after, warmup_steps=warmup_steps)
+    return LinearWarmup(after, warmup_steps=warmup_steps, start=warmup_start)
