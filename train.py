@@ -2,12 +2,14 @@
 
     python train.py                       # the main job: SupCon on the embedded digits data
     python train.py --flagfile=configs/supcon_cifar10.flags --model_dir=runs/cifar10
+    python train.py --flagfile=configs/supcon_cifar10.flags --print_config   # what a recipe sets
 
 Everything is written under --model_dir; the same command resumes a killed or interrupted run,
 and a larger --epochs extends a finished one. A bad flag or input is answered with one line
 before any work; --verbosity=0 shows tracebacks and TensorFlow's own start-up lines.
 """
 
+import json
 import sys
 
 from absl import flags
@@ -26,6 +28,9 @@ def main(argv):
     if len(argv) > 1:
         raise ValueError(f"train.py takes flags only. Received: {' '.join(argv[1:])}")
     config = supcon_flags.train_config()  # Parsed and validated before any work.
+    if FLAGS.print_config:
+        print(json.dumps(config.to_json(), indent=2, sort_keys=True))
+        return
     run_dir.check_writable(config.model_dir)
     if config.dataset == "digits" and config.data_dir:
         print(f"{PROGRAM}: warning: --data_dir={config.data_dir} is not used: digits is "

@@ -212,6 +212,9 @@ def define_train_flags(flag_values=FLAGS):
             lower_bound=1)
     d.train("integer", "verbose", "Keras progress output: 0 silent, 1 progress bar, 2 one line "
             "per epoch.", lower_bound=0, upper_bound=2)
+    d.define("boolean", "print_config", False, "Print the resolved settings (flagfiles and defaults "
+             "applied, validated) as one JSON object, as run_config.json holds them, and exit without "
+             "touching data or --model_dir.")
 
     flags.register_validator(
         "head_dims", lambda v: len(v) >= 1 and _int_list("head_dims", v),

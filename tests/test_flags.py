@@ -66,7 +66,7 @@ def test_recipes_parse(parse, path):
 
 def test_recipe_values(parse):
     config = parse("--flagfile=configs/supcon_imagenet_resnet200.flags")
-    assert (config.depth, config.epochs, config.batch_size, config.optimizer) == (200, 700, 6144, "lars")
+    assert (config.depth, config.epochs, config.batch_size, config.optimizer) == (200, 700, 4096, "lars")
     assert config.augmentation == "stacked_randaugment" and config.temperature == 0.1
     assert parse("--flagfile=configs/simclr_cifar10.flags").temperature == 0.5
     assert parse("--head_dims=64,32", "--lr_boundaries=5,8", "--lr_schedule=piecewise").head_dims == (64, 32)
