@@ -151,8 +151,6 @@ class ClassifierHead(keras.layers.Layer):
         check_num_classes(num_classes)
         self.num_classes = num_classes
         self.normalize = bool(normalize)
-        self.normalize_input = bool(normalize_input)
-        self.last_bias = bool(last_bias)
         self.stop_gradient = bool(stop_gradient)
         self._dense = keras.layers.Dense(num_classes, dtype=self.dtype_policy, name="dense")
 
