@@ -7,7 +7,8 @@ here, so every list is written once.
 """
 
 METHODS = ("supcon", "simclr", "genscl", "ce")  # supcon.training.config
-AUGMENTATIONS = ("simaugment", "autoaugment", "randaugment", "stacked_randaugment", "none")
+AUGMENTATIONS = ("simaugment", "autoaugment", "randaugment", "stacked_randaugment", "crop_flip",
+                 "none")
 OPTIMIZERS = ("lars", "sgd", "nesterov", "rmsprop", "adam", "adamw", "lamb")
 SCHEDULES = ("cosine", "exponential", "piecewise", "constant")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")

@@ -2,23 +2,44 @@
 
 Khosla et al. 2020 (arXiv 2004.11362) §4 and Appendix: SimAugment (SimCLR's policy,
 Chen et al. arXiv 2002.05709 Appendix A), AutoAugment, RandAugment and "Stacked
-RandAugment" (SimAugment followed by RandAugment, their ResNet-200 result).
+RandAugment" (their ResNet-200 result), plus `crop_flip`, the crop and flip alone of the
+reference code's cross-entropy runs and linear-classifier training images.
 
 Every policy is a function `(image, seed) -> view`: `image` uint8 or float32
 `[H, W, 3]` (0..255, any size), `seed` an int `[2]` stateless seed, `view` float32
 `[image_size, image_size, 3]` in 0..255. The pipeline derives the seed from
 `(seed, element index, view index)`, so two views of one image differ and the same
-seed gives the same batch, also under parallel `tf.data` maps.
+seed gives the same batch, also under parallel `tf.data` maps. A policy is a list of
+stages (`_stages`), each `(image, seed) -> image` with a seed folded from its own tag.
+
+Colour jitter follows torchvision's `ColorJitter` as google-research's SupCon code
+reimplements it (`preprocessing._jitter_colors(use_pytorch_impl=True)`): strength s gives
+brightness, contrast and saturation factors drawn from U[max(0, 1 - 0.8 s), 1 + 0.8 s]
+and a hue shift from U[-0.2 s, 0.2 s] (SimCLR's constants, Chen et al. Appendix A); the
+four are applied in a random order per image, each clipping to 0..255:
+  * brightness: `b * image` (a blend with black);
+  * contrast: `c * image + (1 - c) * mean(gray(image))`, one scalar mean per image;
+  * saturation: `s * image + (1 - s) * gray(image)`;
+  * hue: H of HSV shifted by `h`, modulo 1.
+`gray` is ITU-R 601 luma `0.299 R + 0.587 G + 0.114 B` (PIL's `convert("L")`, which
+torchvision's ColorJitter and RandomGrayscale apply to the PIL images of the official
+SupCon code), repeated on the 3 channels.
 
 Where each op comes from:
-  * Horizontal flip, color jitter (`RandomBrightness`, `RandomContrast`,
-    `RandomSaturation`, `RandomHue`), grayscale (`RandomGrayscale`): Keras 3 core
-    preprocessing layers. They are driven through
-    their public `get_random_transformation(..., seed=)` / `transform_images` methods
-    with a `SeedStream` (see `_seeds.py`) instead of their stateful seed generators.
-    `keras.layers.RandomColorJitter` is not used because it ignores the `seed` argument
-    of `get_random_transformation`; its four component layers are used directly, in
-    its fixed order (torchvision's ColorJitter shuffles the order; we do not).
+  * Horizontal flip: `keras.layers.RandomFlip`, driven through its public
+    `get_random_transformation(..., seed=)` / `transform_images` methods with a
+    `SeedStream` (see `_seeds.py`) instead of its stateful seed generator.
+  * Colour jitter and grayscale: hand-written (a few `tf` lines each), because Keras'
+    layers define other transforms. `RandomBrightness` adds a delta instead of
+    multiplying; `RandomContrast` blends each channel with its own mean, not with the
+    mean of the grayscale image; `RandomSaturation` scales S
+    in HSV (and does not clip it to 1) instead of blending with the grayscale image;
+    `RandomColorJitter` applies its layers in a fixed order and ignores the `seed`
+    argument of `get_random_transformation`; `RandomGrayscale` (like `tf.image`) uses
+    luma weights 0.2989/0.587/0.114. `RandomHue` does shift H by U[-h, h] (a random
+    sign times U[0, h]); it is not used so that the jitter draws its four factors and
+    their order in one place (`_jitter_params`) and applies them as plain functions of
+    a factor (`_color_jitter`), which the tests call with fixed factors.
   * Random resized crop with a scale range: hand-written with
     `tf.image.stateless_sample_distorted_bounding_box` (as SimCLR does). Keras has no
     resized crop with a scale/aspect-ratio range (`RandomCrop` and `RandomZoom` are
@@ -32,10 +53,12 @@ Where each op comes from:
 Nothing comes from keras-cv: core Keras covers every op we need and keras-cv's layers
 share the stateful-generator problem.
 
-Constants follow SupCon's reference code (ColorJitter(0.4, 0.4, 0.4, 0.1) with p=0.8,
-grayscale p=0.2) and SimCLR (blur p=0.5 with sigma 0.1..2.0 and a kernel of 10% of
-the image side, only for ImageNet-size images).
+Probabilities follow SupCon's reference code (colour jitter p=0.8, grayscale p=0.2) and
+SimCLR (blur p=0.5 with sigma 0.1..2.0 and a kernel of 10% of the image side, by default
+only for ImageNet-size images).
 """
+
+import numbers
 
 import keras
 import tensorflow as tf
@@ -46,13 +69,23 @@ from supcon.data import autoaugment as _autoaugment
 from supcon.choices import AUGMENTATIONS  # noqa: E402
 PAPER_CROP_SCALE = (0.08, 1.0)  # RandomResizedCrop scale (Chen et al. 2020, Appendix A).
 CROP_ASPECT_RATIO = (3.0 / 4.0, 4.0 / 3.0)
-COLOR_JITTER = (0.4, 0.4, 0.4, 0.1)  # Brightness, contrast, saturation, hue (SupCon code).
+# Colour strength s; 0.5 is the SupCon CIFAR code's ColorJitter(0.4, 0.4, 0.4, 0.1).
+DEFAULT_COLOR_JITTER_STRENGTH = 0.5
+# Brightness, contrast, saturation, hue ranges per unit of s (Chen et al. 2020, Appendix A).
+COLOR_JITTER_PER_STRENGTH = (0.8, 0.8, 0.8, 0.2)
+MAX_HUE_SHIFT = 0.5  # torchvision's bound on the hue range: half the colour circle.
 COLOR_JITTER_PROBABILITY = 0.8
 GRAYSCALE_PROBABILITY = 0.2
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 (PIL's convert("L")).
 BLUR_PROBABILITY = 0.5
 BLUR_SIGMA = (0.1, 2.0)
-LARGE_IMAGE_SIZE = 128  # From this side length on: blur in SimAugment, resize+crop for eval.
+BLUR_CHOICES = ("auto", "on", "off")
+LARGE_IMAGE_SIZE = 128  # From this side length on: blur by default, resize+crop for eval.
 EVAL_RESIZE_MARGIN = 32  # Shorter side to image_size + 32 before the crop (256 -> 224).
+# Seed tag of each stage: a stage's randomness does not move when other stages are added.
+# (crop 0, flip 1, AutoAugment/RandAugment 2: those policies' views are as they were.)
+_STAGE_TAGS = {"crop": 0, "flip": 1, "autoaugment": 2, "randaugment": 2, "color_jitter": 3,
+               "grayscale": 4, "blur": 5}
 
 
 def random_resized_crop(image, image_size, seed, scale=PAPER_CROP_SCALE,
@@ -121,49 +154,89 @@ def _apply(layer, images, stream):
     return layer.transform_images(images, transformation, training=True)
 
 
-class _SimAugment:
-    """Flip, color jitter (p=0.8), grayscale (p=0.2), optional blur (p=0.5), as Keras layers."""
+def _random_apply(function, probability, image, seed):
+    """`function(image)` with probability `probability` (one stateless coin), else `image`."""
+    coin = tf.random.stateless_uniform([], seed=seed)
+    out = tf.cond(coin < probability, lambda: function(image), lambda: image)
+    return tf.ensure_shape(out, image.shape)
 
-    def __init__(self, image_size, blur):
-        brightness, contrast, saturation, hue = COLOR_JITTER
-        value_range = (0, 255)
-        self.flip = keras.layers.RandomFlip("horizontal")
-        # Keras RandomSaturation maps factor f to the multiplier f / (1 - f); 0.5 is the
-        # identity, so a multiplier in [1 - s, 1 + s] is f in [(1-s)/(2-s), (1+s)/(2+s)].
-        self.jitter = [
-            keras.layers.RandomBrightness(brightness, value_range=value_range),
-            keras.layers.RandomContrast(contrast, value_range=value_range),
-            keras.layers.RandomSaturation(
-                ((1 - saturation) / (2 - saturation), (1 + saturation) / (2 + saturation)),
-                value_range=value_range),
-            # Keras RandomHue shifts hue by +-factor/2 (of the full circle).
-            keras.layers.RandomHue((0.0, 2 * hue), value_range=value_range),
-        ]
-        self.grayscale = keras.layers.RandomGrayscale(GRAYSCALE_PROBABILITY)
-        # ~10% of the side, odd (SimCLR: kernel_size = image_size // 10, radius = size // 2).
-        self.blur_kernel_size = max(3, (image_size // 10) // 2 * 2 + 1) if blur else None
 
-    def __call__(self, image, seed):
-        stream = _seeds.SeedStream(seed)
-        images = _apply(self.flip, image[None], stream)
+# --- Colour jitter (torchvision ColorJitter semantics, on 0..255 floats) ---------------
 
-        def jitter():
-            out = images
-            for layer in self.jitter:
-                # RandomHue's HSV round trip loses the static channel count.
-                out = tf.ensure_shape(_apply(layer, out, stream), images.shape)
-            return out
 
-        coin = tf.random.stateless_uniform([], seed=_seeds.fold_in(seed, 7))
-        images = tf.cond(coin < COLOR_JITTER_PROBABILITY, jitter, lambda: images)
-        images = _apply(self.grayscale, images, stream)
-        if self.blur_kernel_size is None:
-            return images[0]
-        coin, sigma = tf.unstack(tf.random.stateless_uniform([2], seed=_seeds.fold_in(seed, 8)))
-        sigma = BLUR_SIGMA[0] + (BLUR_SIGMA[1] - BLUR_SIGMA[0]) * sigma
-        return tf.cond(coin < BLUR_PROBABILITY,
-                       lambda: gaussian_blur(images[0], sigma, self.blur_kernel_size),
-                       lambda: images[0])
+def _gray(image):
+    """ITU-R 601 luma `[H, W]` of a float32 `[H, W, 3]` image."""
+    return tf.tensordot(image, tf.constant(LUMA_WEIGHTS, tf.float32), axes=[[-1], [0]])
+
+
+def _grayscale(image):
+    """The luma of `image` repeated on 3 channels (torchvision `rgb_to_grayscale`, 3 outputs)."""
+    return tf.ensure_shape(tf.broadcast_to(_gray(image)[..., None], tf.shape(image)),
+                           image.shape)
+
+
+def _blend(image, other, factor):
+    """torchvision `_blend`: `factor * image + (1 - factor) * other`, clipped to 0..255."""
+    return tf.clip_by_value(factor * image + (1.0 - factor) * other, 0.0, 255.0)
+
+
+def _adjust_brightness(image, factor):
+    return _blend(image, 0.0, factor)
+
+
+def _adjust_contrast(image, factor):
+    return _blend(image, tf.reduce_mean(_gray(image)), factor)
+
+
+def _adjust_saturation(image, factor):
+    return _blend(image, _gray(image)[..., None], factor)
+
+
+def _adjust_hue(image, shift):
+    # tf.image's HSV conversions take RGB in 0..1; H is a fraction of the circle, and
+    # floormod is torchvision's `(h + hue_factor) % 1.0` (also for negative shifts).
+    hsv = tf.image.rgb_to_hsv(image / 255.0)
+    hue = tf.math.floormod(hsv[..., 0] + shift, 1.0)
+    rgb = tf.image.hsv_to_rgb(tf.stack([hue, hsv[..., 1], hsv[..., 2]], axis=-1))
+    return tf.clip_by_value(rgb * 255.0, 0.0, 255.0)
+
+
+# In the order of the factors: brightness, contrast, saturation, hue.
+_JITTER_OPS = (_adjust_brightness, _adjust_contrast, _adjust_saturation, _adjust_hue)
+
+
+def _jitter_params(seed, strength):
+    """Draws the jitter's factors and order for strength `strength` (torchvision ranges).
+
+    Returns:
+        `(factors, order)`: float32 `[4]` brightness, contrast, saturation factors in
+        U[max(0, 1 - 0.8 s), 1 + 0.8 s] and hue shift in U[-0.2 s, 0.2 s]; int32 `[4]`,
+        a uniformly random permutation of the four ops (torchvision's `randperm(4)`).
+    """
+    brightness, contrast, saturation, hue = (strength * k for k in COLOR_JITTER_PER_STRENGTH)
+    low = tf.constant([max(0.0, 1.0 - brightness), max(0.0, 1.0 - contrast),
+                       max(0.0, 1.0 - saturation), -hue], tf.float32)
+    high = tf.constant([1.0 + brightness, 1.0 + contrast, 1.0 + saturation, hue], tf.float32)
+    factors = low + (high - low) * tf.random.stateless_uniform([4], seed=_seeds.fold_in(seed, 0))
+    order = tf.argsort(tf.random.stateless_uniform([4], seed=_seeds.fold_in(seed, 1)))
+    return factors, tf.cast(order, tf.int32)
+
+
+def _color_jitter(image, factors, order):
+    """Applies the four jitter ops with `factors` (b, c, s, h) in the op order `order`."""
+    for position in range(len(_JITTER_OPS)):
+        branches = [lambda im=image, k=k: _JITTER_OPS[k](im, factors[k])
+                    for k in range(len(_JITTER_OPS))]
+        image = tf.ensure_shape(tf.switch_case(order[position], branches), image.shape)
+    return image
+
+
+def _random_color_jitter(image, seed, strength):
+    """torchvision `ColorJitter(0.8 s, 0.8 s, 0.8 s, 0.2 s)` on a float32 0..255 image."""
+    if strength == 0:  # Every factor is the identity (torchvision skips such ops).
+        return image
+    factors, order = _jitter_params(seed, strength)
+    return _color_jitter(image, factors, order)
 
 
 def gaussian_blur(image, sigma, kernel_size):
@@ -194,25 +267,108 @@ def gaussian_blur(image, sigma, kernel_size):
     return tf.ensure_shape(blurred[0], image.shape)
 
 
+def _blur_kernel_size(blur, image_size):
+    """The blur kernel size, or None when the policy does not blur (`blur` already checked)."""
+    if blur is None:  # The older forms: None, True, False.
+        blur = "auto"
+    elif isinstance(blur, bool):
+        blur = "on" if blur else "off"
+    if blur == "off" or (blur == "auto" and image_size < LARGE_IMAGE_SIZE):
+        return None
+    # ~10% of the side, odd (SimCLR: kernel_size = image_size // 10, radius = size // 2).
+    return max(3, (image_size // 10) // 2 * 2 + 1)
+
+
+def _stages(name, image_size, *, crop_scale, num_ops, magnitude, blur, color_jitter_strength):
+    """The policy `name` as an ordered list of `(stage name, (image, seed) -> image)`.
+
+    Orders (google-research SupCon `preprocessing._preprocess_image_for_train`, which
+    crops and flips before `_simclr_augment` / `_stacked_simclr_randaugment`):
+      * `crop_flip`: crop, flip.
+      * `simaugment`: crop, flip, colour jitter (p 0.8), grayscale (p 0.2), blur (p 0.5).
+      * `stacked_randaugment`: crop, flip, colour jitter (p 0.8), RandAugment(N, M),
+        grayscale (p 0.2), blur (p 0.5).
+      * `autoaugment` / `randaugment`: crop, flip, AutoAugment / RandAugment(N, M).
+    The blur stage is left out when `blur` says so (see `get_augmentation`).
+    """
+    flip = keras.layers.RandomFlip("horizontal")
+    kernel_size = _blur_kernel_size(blur, image_size)
+
+    def crop(image, seed):
+        return random_resized_crop(image, image_size, seed, scale=crop_scale)
+
+    def random_flip(image, seed):
+        return _apply(flip, image[None], _seeds.SeedStream(seed))[0]
+
+    def color_jitter(image, seed):
+        return _random_apply(
+            lambda im: _random_color_jitter(im, _seeds.fold_in(seed, 1), color_jitter_strength),
+            COLOR_JITTER_PROBABILITY, image, _seeds.fold_in(seed, 0))
+
+    def grayscale(image, seed):
+        return _random_apply(_grayscale, GRAYSCALE_PROBABILITY, image, seed)
+
+    def blur_stage(image, seed):
+        sigma = tf.random.stateless_uniform([], seed=_seeds.fold_in(seed, 1),
+                                            minval=BLUR_SIGMA[0], maxval=BLUR_SIGMA[1])
+        return _random_apply(lambda im: gaussian_blur(im, sigma, kernel_size),
+                             BLUR_PROBABILITY, image, _seeds.fold_in(seed, 0))
+
+    def auto_augment(image, seed):
+        return _autoaugment.auto_augment(image, seed)
+
+    def rand_augment(image, seed):
+        return _autoaugment.rand_augment(image, seed, num_ops=num_ops, magnitude=magnitude)
+
+    stages = [("crop", crop), ("flip", random_flip)]
+    if name == "autoaugment":
+        stages.append(("autoaugment", auto_augment))
+    elif name == "randaugment":
+        stages.append(("randaugment", rand_augment))
+    elif name in ("simaugment", "stacked_randaugment"):
+        stages.append(("color_jitter", color_jitter))
+        if name == "stacked_randaugment":
+            stages.append(("randaugment", rand_augment))
+        stages.append(("grayscale", grayscale))
+        if kernel_size is not None:
+            stages.append(("blur", blur_stage))
+    return stages
+
+
 def get_augmentation(name, image_size, *, crop_scale=PAPER_CROP_SCALE, num_ops=2,
-                     magnitude=9, blur=None):
+                     magnitude=9, blur="auto",
+                     color_jitter_strength=DEFAULT_COLOR_JITTER_STRENGTH):
     """Builds a training augmentation policy `(image, seed) -> view`.
 
-    Policies (Khosla et al. 2020, arXiv 2004.11362, §4 and Appendix):
-      * `"simaugment"`: random resized crop (`crop_scale`), horizontal flip, color jitter
-        with p=0.8, grayscale with p=0.2, Gaussian blur (p=0.5) for large images.
+    Policies (Khosla et al. 2020, arXiv 2004.11362, §4 and Appendix; orders as in
+    google-research's SupCon `preprocessing.py`):
+      * `"simaugment"`: random resized crop (`crop_scale`), horizontal flip, colour jitter
+        of strength `color_jitter_strength` with p=0.8, grayscale with p=0.2, Gaussian
+        blur with p=0.5 (per `blur`).
       * `"autoaugment"`: random resized crop, flip, AutoAugment's ImageNet policy.
       * `"randaugment"`: random resized crop, flip, RandAugment(`num_ops`, `magnitude`).
-      * `"stacked_randaugment"`: SimAugment followed by RandAugment.
+      * `"stacked_randaugment"`: random resized crop, flip, colour jitter (p=0.8),
+        RandAugment(`num_ops`, `magnitude`), grayscale (p=0.2), blur (p=0.5, per `blur`).
+      * `"crop_flip"`: random resized crop and horizontal flip only (torchvision
+        `RandomResizedCrop` + `RandomHorizontalFlip`, the reference code's cross-entropy
+        and linear-classifier training images).
       * `"none"`: the eval preprocessing (`eval_preprocess`); all views are equal.
+    Arguments a policy has no stage for (e.g. `blur` for `randaugment`) are checked but
+    do not change it.
 
     Args:
         name: one of `AUGMENTATIONS`.
         image_size: int, output side length.
         crop_scale: `(min, max)` area fraction of the random resized crop (default 0.08..1).
-        num_ops: RandAugment's N (default 2).
+        num_ops: RandAugment's N, an int >= 0 (default 2).
         magnitude: RandAugment's M on the 0..10 scale (default 9).
-        blur: whether SimAugment blurs; default (`None`): only if `image_size >= 128`.
+        blur: Gaussian blur in `simaugment` / `stacked_randaugment`: `"auto"` (default;
+            only if `image_size >= 128`), `"on"` or `"off"`; `None`, `True`, `False` are
+            accepted for `"auto"`, `"on"`, `"off"`.
+        color_jitter_strength: SimCLR's colour strength s in `[0, 2.5]`: brightness,
+            contrast, saturation, hue jitter of 0.8 s, 0.8 s, 0.8 s, 0.2 s (default 0.5,
+            torchvision `ColorJitter(0.4, 0.4, 0.4, 0.1)` of the SupCon CIFAR code;
+            2.5 puts the hue range at torchvision's limit of 0.5).
 
     Returns:
         A function `(image [H, W, 3] uint8/float32 0..255, seed int [2]) -> float32
@@ -222,6 +378,8 @@ def get_augmentation(name, image_size, *, crop_scale=PAPER_CROP_SCALE, num_ops=2
     Example:
         >>> policy = get_augmentation("simaugment", 32)
         >>> view = policy(tf.zeros([32, 32, 3], tf.uint8), tf.constant([0, 1]))
+        >>> view.shape
+        TensorShape([32, 32, 3])
     """
     if name not in AUGMENTATIONS:
         raise ValueError(f"`augmentation` must be one of {AUGMENTATIONS}. Received: "
@@ -231,30 +389,32 @@ def get_augmentation(name, image_size, *, crop_scale=PAPER_CROP_SCALE, num_ops=2
     if len(crop_scale) != 2 or not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
         raise ValueError("`crop_scale` must be (min, max) with 0 < min <= max <= 1. "
                          f"Received: crop_scale={crop_scale}")
+    if not (blur is None or isinstance(blur, bool) or blur in BLUR_CHOICES):
+        raise ValueError(f"`blur` must be one of {BLUR_CHOICES} (or None, True, False). "
+                         f"Received: blur={blur!r}")
+    max_strength = MAX_HUE_SHIFT / COLOR_JITTER_PER_STRENGTH[3]
+    if (isinstance(color_jitter_strength, bool)
+            or not isinstance(color_jitter_strength, numbers.Real)
+            or not 0.0 <= color_jitter_strength <= max_strength):
+        raise ValueError(f"`color_jitter_strength` must be a number in [0, {max_strength:g}] "
+                         "(hue jitter 0.2 s up to half the colour circle). "
+                         f"Received: color_jitter_strength={color_jitter_strength!r}")
     if name in ("randaugment", "stacked_randaugment"):
         if not 0 <= magnitude <= _autoaugment.RANDAUGMENT_MAX_MAGNITUDE:
             raise ValueError(f"`magnitude` must be in [0, 10]. Received: magnitude={magnitude}")
-        if num_ops < 0:
-            raise ValueError(f"`num_ops` must be >= 0. Received: num_ops={num_ops}")
+        if isinstance(num_ops, bool) or not isinstance(num_ops, int) or num_ops < 0:
+            raise ValueError(f"`num_ops` must be an int >= 0. Received: num_ops={num_ops!r}")
     if name == "none":
         return lambda image, seed: eval_preprocess(image, image_size)
 
-    if blur is None:
-        blur = image_size >= LARGE_IMAGE_SIZE
-    simaugment = _SimAugment(image_size, blur)
-    flip = keras.layers.RandomFlip("horizontal")
+    stages = _stages(name, image_size, crop_scale=crop_scale, num_ops=num_ops,
+                     magnitude=magnitude, blur=blur,
+                     color_jitter_strength=float(color_jitter_strength))
 
     def policy(image, seed):
-        view = random_resized_crop(image, image_size, _seeds.fold_in(seed, 0), scale=crop_scale)
-        if name in ("simaugment", "stacked_randaugment"):
-            view = simaugment(view, _seeds.fold_in(seed, 1))
-        else:
-            view = _apply(flip, view[None], _seeds.SeedStream(_seeds.fold_in(seed, 1)))[0]
-        if name == "autoaugment":
-            view = _autoaugment.auto_augment(view, _seeds.fold_in(seed, 2))
-        elif name in ("randaugment", "stacked_randaugment"):
-            view = _autoaugment.rand_augment(view, _seeds.fold_in(seed, 2), num_ops=num_ops,
-                                             magnitude=magnitude)
+        view = image
+        for stage_name, stage in stages:
+            view = stage(view, _seeds.fold_in(seed, _STAGE_TAGS[stage_name]))
         view = tf.clip_by_value(tf.cast(view, tf.float32), 0.0, 255.0)
         return tf.ensure_shape(view, [image_size, image_size, 3])
 

@@ -39,6 +39,7 @@ _PASS_GRAPH_SEED = 0x5C0  # Graph-level seed of the pass shuffles (any fixed non
 def pipeline(source="digits", split="train", *, views=2, augmentation="simaugment",
              batch_size, training, seed=0, mixup=0.0, cutmix=0.0, image_size=None,
              data_dir=None, crop_scale=_augment.PAPER_CROP_SCALE, num_ops=2, magnitude=9,
+             color_jitter_strength=_augment.DEFAULT_COLOR_JITTER_STRENGTH, blur="auto",
              cache=None, shuffle_buffer=None, repeat=False, start_batch=0):
     """Builds the input pipeline for training (V augmented views) or evaluation.
 
@@ -64,6 +65,11 @@ def pipeline(source="digits", split="train", *, views=2, augmentation="simaugmen
         crop_scale: area range of the random resized crop (default 0.08..1).
         num_ops: RandAugment N (default 2).
         magnitude: RandAugment M, 0..10 (default 9).
+        color_jitter_strength: colour strength s of `simaugment` / `stacked_randaugment`:
+            brightness, contrast, saturation, hue jitter 0.8 s, 0.8 s, 0.8 s, 0.2 s
+            (default 0.5, torchvision `ColorJitter(0.4, 0.4, 0.4, 0.1)`).
+        blur: Gaussian blur (p 0.5) in `simaugment` / `stacked_randaugment`: `"auto"`
+            (default: images of 128 px or more), `"on"` or `"off"`.
         cache: cache decoded images in memory; default when the split's decoded images
             are known to fit in 1 GiB.
         shuffle_buffer: default: the whole split, up to 10,000 elements.
@@ -114,7 +120,8 @@ def pipeline(source="digits", split="train", *, views=2, augmentation="simaugmen
     if training:
         _check_replica_divisibility(batch_size)
         policy = _augment.get_augmentation(augmentation, image_size, crop_scale=crop_scale,
-                                           num_ops=num_ops, magnitude=magnitude)
+                                           num_ops=num_ops, magnitude=magnitude, blur=blur,
+                                           color_jitter_strength=color_jitter_strength)
 
     dataset = source.dataset
     if cache is None:

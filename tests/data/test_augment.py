@@ -1,10 +1,13 @@
 """Tests for supcon.data.augment and supcon.data.autoaugment."""
 
+import colorsys
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from supcon import data
+from supcon.data import augment
 from supcon.data import autoaugment
 from supcon.data import _seeds
 
@@ -28,7 +31,7 @@ def _views(policy, images, num_views=2, seed=0):
 
 @pytest.mark.parametrize("image_size", [32, 224])
 @pytest.mark.parametrize("name", ["simaugment", "autoaugment", "randaugment",
-                                  "stacked_randaugment"])
+                                  "stacked_randaugment", "crop_flip"])
 def test_policy_shapes_ranges_determinism_and_distinct_views(name, image_size):
     images = np.stack([_image(seed=0), _image(seed=1)])  # 40x48 inputs: crops are resized.
     policy = data.get_augmentation(name, image_size)
@@ -98,6 +101,13 @@ def test_augmentation_argument_errors():
         data.get_augmentation("simaugment", 32, crop_scale=(0.5, 0.2))
     with pytest.raises(ValueError, match="image_size=0"):
         data.get_augmentation("simaugment", 0)
+    with pytest.raises(ValueError, match="blur='maybe'"):
+        data.get_augmentation("simaugment", 32, blur="maybe")
+    for strength in (-0.1, 2.6, True, "0.5", float("nan")):
+        with pytest.raises(ValueError, match=f"color_jitter_strength={strength!r}"):
+            data.get_augmentation("simaugment", 32, color_jitter_strength=strength)
+    with pytest.raises(ValueError, match="num_ops=1.5"):
+        data.get_augmentation("stacked_randaugment", 32, num_ops=1.5)
 
 
 # --- AutoAugment / RandAugment ops against NumPy references (PIL semantics) ------------
@@ -194,3 +204,205 @@ def test_gaussian_blur_matches_numpy_reference():
     constant = np.full((9, 9, 3), 77.0, np.float32)  # Reflect padding keeps borders flat.
     np.testing.assert_allclose(gaussian_blur(tf.constant(constant), 2.0, 7).numpy(), constant,
                                rtol=1e-5)
+
+
+# --- Colour jitter against NumPy transcriptions of torchvision's formulas --------------
+# torchvision.transforms.functional (tensor path) and google-research SupCon
+# `preprocessing._jitter_colors(use_pytorch_impl=True)`, on 0..255 values, in float64.
+
+_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601 (PIL convert("L")).
+# float32 spacing of values in [128, 256) is 2^-16. A blend is a few rounded float32 ops
+# (the luma dot product, two products, a sum): a handful of those ulps. The hue op's HSV
+# round trip (a division by the chroma, /255 and *255) measured up to 6 of them; four ops
+# in a row, factors up to 1.5, carry each op's error into the next.
+_BLEND_ATOL = 4 * 2.0**-16
+_HUE_ATOL = 16 * 2.0**-16
+_JITTER_ATOL = 64 * 2.0**-16
+
+
+def _np_blend(image, other, factor):
+    return np.clip(factor * image + (1.0 - factor) * other, 0.0, 255.0)
+
+
+def _np_brightness(image, factor):
+    return _np_blend(image, 0.0, factor)
+
+
+def _np_contrast(image, factor):
+    return _np_blend(image, (image @ _LUMA).mean(), factor)
+
+
+def _np_saturation(image, factor):
+    return _np_blend(image, (image @ _LUMA)[..., None], factor)
+
+
+def _np_hue(image, shift):
+    out = np.empty_like(image)
+    for index in np.ndindex(image.shape[:2]):
+        hue, saturation, value = colorsys.rgb_to_hsv(*(image[index] / 255.0))
+        out[index] = np.array(colorsys.hsv_to_rgb((hue + shift) % 1.0, saturation, value)) * 255.0
+    return out
+
+
+_NP_OPS = (_np_brightness, _np_contrast, _np_saturation, _np_hue)
+
+
+def _np_jitter(image, factors, order):
+    for k in order:
+        image = _NP_OPS[k](image, factors[k])
+    return image
+
+
+# Factors exact in float32, with and without clipping; hue shifts of both signs and a wrap.
+@pytest.mark.parametrize("op, factor", [
+    (0, 1.25), (0, 0.625), (1, 1.375), (1, 0.5), (2, 1.5), (2, 0.25),
+    (3, 0.0625), (3, -0.25), (3, 0.4375)])
+def test_each_jitter_op_matches_the_torchvision_formula(op, factor):
+    image = _image(8, 8).astype(np.float64)
+    out = augment._JITTER_OPS[op](tf.constant(image, tf.float32), tf.constant(factor)).numpy()
+    expected = _NP_OPS[op](image, factor)
+    assert not np.allclose(expected, image, atol=1.0)  # The op does something.
+    np.testing.assert_allclose(out, expected, rtol=0, atol=_HUE_ATOL if op == 3 else _BLEND_ATOL)
+
+
+def test_grayscale_is_luma_on_three_channels():
+    image = _image(8, 8).astype(np.float64)
+    out = augment._grayscale(tf.constant(image, tf.float32)).numpy()
+    np.testing.assert_allclose(out, np.repeat((image @ _LUMA)[..., None], 3, -1), rtol=0,
+                               atol=_BLEND_ATOL)
+
+
+def test_color_jitter_applies_the_ops_in_the_given_order():
+    image = _image(8, 8).astype(np.float64)
+    factors = [1.25, 0.5, 1.5, 0.125]
+    outputs = []
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]):
+        out = augment._color_jitter(tf.constant(image, tf.float32), tf.constant(factors),
+                                    tf.constant(order)).numpy()
+        np.testing.assert_allclose(out, _np_jitter(image, factors, order), rtol=0,
+                                   atol=_JITTER_ATOL)
+        outputs.append(out)
+    assert not np.allclose(outputs[0], outputs[1], atol=1.0)  # The order matters here.
+
+
+@tf.function
+def _draw_params(seeds, strength):
+    return tf.map_fn(lambda seed: augment._jitter_params(seed, strength), seeds,
+                     fn_output_signature=(tf.float32, tf.int32))
+
+
+@pytest.mark.parametrize("strength", [0.5, 1.0, 1.5])
+def test_strength_gives_torchvision_ranges(strength):
+    seeds = tf.stack([tf.range(2000, dtype=tf.int64), tf.fill([2000], tf.constant(5, tf.int64))], 1)
+    factors, _ = _draw_params(seeds, strength)
+    factors = factors.numpy()
+    low = [max(0.0, 1 - 0.8 * strength)] * 3 + [-0.2 * strength]
+    high = [1 + 0.8 * strength] * 3 + [0.2 * strength]
+    width = np.subtract(high, low)
+    # float32 arithmetic of `low + (high - low) * u` may round onto a bound, not past it.
+    assert np.all(factors.min(0) >= np.array(low, np.float32))
+    assert np.all(factors.max(0) <= np.array(high, np.float32))
+    # 2000 uniform draws come within 1% of both ends (fails with probability ~1e-8).
+    np.testing.assert_array_less(factors.min(0), low + 0.01 * width)
+    np.testing.assert_array_less(high - 0.01 * width, factors.max(0))
+
+
+def test_default_strength_is_the_supcon_color_jitter():
+    ranges = [0.8 * augment.DEFAULT_COLOR_JITTER_STRENGTH] * 3 + [
+        0.2 * augment.DEFAULT_COLOR_JITTER_STRENGTH]
+    np.testing.assert_allclose(ranges, [0.4, 0.4, 0.4, 0.1])  # ColorJitter(0.4, 0.4, 0.4, 0.1).
+
+
+def test_jitter_order_is_random_per_seed_and_the_same_for_the_same_seed():
+    seeds = tf.stack([tf.range(300, dtype=tf.int64), tf.zeros([300], tf.int64)], 1)
+    _, orders = _draw_params(seeds, 0.5)
+    orders = [tuple(o) for o in orders.numpy()]
+    assert all(sorted(o) == [0, 1, 2, 3] for o in orders)
+    assert len(set(orders)) == 24  # All 4! orders occur in 300 draws.
+    _, again = _draw_params(seeds, 0.5)
+    assert [tuple(o) for o in again.numpy()] == orders
+    # The jitter of a seed is the reference jitter with that seed's factors and order.
+    image = _image(8, 8).astype(np.float64)
+    for k in range(3):
+        seed = tf.constant([k, 11], tf.int64)
+        factors, order = augment._jitter_params(seed, 0.5)
+        out = augment._random_color_jitter(tf.constant(image, tf.float32), seed, 0.5).numpy()
+        np.testing.assert_allclose(out, _np_jitter(image, factors.numpy().astype(np.float64),
+                                                   order.numpy()), rtol=0, atol=_JITTER_ATOL)
+        np.testing.assert_array_equal(
+            out, augment._random_color_jitter(tf.constant(image, tf.float32), seed, 0.5).numpy())
+
+
+def test_zero_strength_jitter_is_the_identity():
+    image = tf.constant(_image(8, 8), tf.float32)
+    out = augment._random_color_jitter(image, tf.constant([1, 2], tf.int64), 0.0)
+    np.testing.assert_array_equal(out.numpy(), image.numpy())
+
+
+def _stage_names(name, image_size=32, blur="auto"):
+    return [stage for stage, _ in augment._stages(
+        name, image_size, crop_scale=(0.08, 1.0), num_ops=2, magnitude=9, blur=blur,
+        color_jitter_strength=0.5)]
+
+
+def test_stage_orders_follow_the_reference_code():
+    # google-research SupCon preprocessing: crop, flip, then `_simclr_augment` or
+    # `_stacked_simclr_randaugment` (jitter, RandAugment, grayscale, blur).
+    assert _stage_names("stacked_randaugment", 224) == [
+        "crop", "flip", "color_jitter", "randaugment", "grayscale", "blur"]
+    assert _stage_names("simaugment", 224) == ["crop", "flip", "color_jitter", "grayscale", "blur"]
+    assert _stage_names("simaugment", 32) == ["crop", "flip", "color_jitter", "grayscale"]
+    assert _stage_names("stacked_randaugment", 32) == [
+        "crop", "flip", "color_jitter", "randaugment", "grayscale"]
+    assert _stage_names("crop_flip", 224, blur="on") == ["crop", "flip"]
+    assert _stage_names("randaugment", 224) == ["crop", "flip", "randaugment"]
+    assert _stage_names("autoaugment", 224) == ["crop", "flip", "autoaugment"]
+
+
+@pytest.mark.parametrize("blur, size, blurs", [
+    ("auto", 32, False), ("auto", 128, True), ("on", 32, True), ("off", 224, False),
+    (None, 32, False), (None, 224, True), (True, 32, True), (False, 224, False)])
+def test_blur_choices(blur, size, blurs):
+    assert ("blur" in _stage_names("simaugment", size, blur)) == blurs
+
+
+def test_blur_on_blurs_a_small_image():
+    images = np.stack([_image(32, 32)])
+    on = _views(data.get_augmentation("simaugment", 32, blur="on"), images, num_views=8)
+    off = _views(data.get_augmentation("simaugment", 32, blur="off"), images, num_views=8)
+    same = [np.array_equal(a, b) for a, b in zip(on[0], off[0])]
+    assert any(same) and not all(same)  # p 0.5 per view; the other stages' seeds are shared.
+
+
+def test_crop_flip_is_the_crop_and_a_flip_only():
+    image = _image(40, 48)
+    policy = data.get_augmentation("crop_flip", 24, crop_scale=(0.2, 1.0))
+    flipped = []
+    for k in range(8):
+        seed = tf.constant([k, 9], tf.int64)
+        crop = data.random_resized_crop(tf.constant(image), 24, _seeds.fold_in(seed, 0),
+                                        scale=(0.2, 1.0)).numpy()
+        view = policy(tf.constant(image), seed).numpy()
+        if np.array_equal(view, crop):
+            flipped.append(False)
+        else:
+            np.testing.assert_array_equal(view, crop[:, ::-1])
+            flipped.append(True)
+    assert any(flipped) and not all(flipped)
+
+
+def test_jitter_and_grayscale_probabilities():
+    # Over 400 views, the jitter stage changes ~80% and the grayscale stage ~20% of them
+    # (binomial standard deviation 2%: the bands are 5 of them wide).
+    stages = dict(augment._stages("simaugment", 8, crop_scale=(1.0, 1.0), num_ops=2,
+                                  magnitude=9, blur="off", color_jitter_strength=1.0))
+    image = tf.constant(_image(8, 8), tf.float32)
+
+    def changed(stage, index):
+        out = stages[stage](image, tf.stack([index, tf.constant(3, tf.int64)]))
+        return tf.reduce_any(tf.not_equal(out, image))
+
+    for stage, probability in (("color_jitter", 0.8), ("grayscale", 0.2)):
+        rate = np.mean(list(tf.data.Dataset.range(400).map(
+            lambda i, s=stage: changed(s, i)).as_numpy_iterator()))
+        assert abs(rate - probability) < 0.1, (stage, rate)

@@ -175,3 +175,21 @@ def test_pipeline_argument_errors(digits_train):
         data.pipeline(digits_train, batch_size=2, training=False, augmentation="simclr")
     with pytest.raises(TypeError, match="source=3"):
         data.pipeline(3, batch_size=2, training=True)
+
+
+def test_augmentation_arguments_reach_the_policy(digits_train, monkeypatch):
+    calls = []
+    real = data.pipelines._augment.get_augmentation
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(data.pipelines._augment, "get_augmentation", recording)
+    data.pipeline(digits_train, batch_size=2, training=True, augmentation="stacked_randaugment",
+                  color_jitter_strength=1.0, blur="on", num_ops=3, magnitude=5,
+                  crop_scale=(0.2, 1.0))
+    assert calls == [dict(crop_scale=(0.2, 1.0), num_ops=3, magnitude=5, blur="on",
+                          color_jitter_strength=1.0)]
+    with pytest.raises(ValueError, match="blur='sometimes'"):
+        data.pipeline(digits_train, batch_size=2, training=True, blur="sometimes")
