@@ -101,6 +101,7 @@ CIFAR10_C_PARAMS = {
         (0.1, 0.03, 0.03),
     ),
     "pixelate": ((0.95,), (0.9,), (0.85,), (0.75,), (0.65,)),
+    # make_cifar_c.py l.364: `c = [80, 65, 58, 50, 40]`.
     "jpeg_compression": ((80,), (65,), (58,), (50,), (40,)),
     "spatter": (
         (0.62, 0.1, 0.7, 0.7, 0.5, 0),
@@ -143,6 +144,7 @@ IMAGENET_C_PARAMS = {
         (0.12, 0.01, 0.02),
     ),
     "pixelate": ((0.6,), (0.5,), (0.4,), (0.3,), (0.25,)),
+    # make_imagenet_c.py l.520: `c = [25, 18, 15, 10, 7]`.
     "jpeg_compression": ((25,), (18,), (15,), (10,), (7,)),
     "spatter": (
         (0.65, 0.3, 4, 0.69, 0.6, 0),
@@ -158,6 +160,24 @@ ELASTIC_UNIT = {"cifar10": 32.0, "imagenet": 244.0}
 ELASTIC_REFERENCE_SIDE = {"cifar10": 32.0, "imagenet": 224.0}
 
 _TABLES = {"cifar10": CIFAR10_C_PARAMS, "imagenet": IMAGENET_C_PARAMS}
+
+# Side of fog's plasma-fractal map (`plasma_fractal(mapsize=...)`, cropped to the
+# image): make_cifar_c.py l.63 `def plasma_fractal(mapsize=32, ...)` (fog at
+# l.233 keeps the default: the map is the 32 px image itself), make_imagenet_c.py
+# l.182 `mapsize=256` (cropped to 224 at l.386), and make_tinyimagenet_c.py
+# `mapsize=64` for 64 px images. All three are the smallest power of two that
+# covers the image, which `fog_mapsize` applies to any size.
+FOG_MAPSIZE = {"cifar10": 32, "imagenet": 256}
+
+
+def fog_mapsize(height, width):
+    """Side of the fog's plasma map for an image: the smallest power of two >= its longer side.
+
+    Example:
+      >>> fog_mapsize(32, 32), fog_mapsize(224, 224)
+      (32, 256)
+    """
+    return 1 << (max(int(height), int(width)) - 1).bit_length()
 
 # Corruptions whose recipe needs something we do not ship or do not port
 # bit-exactly; the report marks their numbers as approximate.

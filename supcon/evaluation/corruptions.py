@@ -15,7 +15,10 @@ frost uses a procedural texture instead of photographs; motion blur (and the
 streaks of snow) use a NumPy port of ImageMagick's motion blur; spatter's
 OpenCV edge/distance/equalization steps are re-implemented. Everything else
 follows the scripts operation by operation, generalized from the fixed 32 / 224
-pixel sizes to the actual image size.
+pixel sizes to the actual image size. Not reproduced: make_imagenet_c.py also
+stores every corrupted ImageNet-C image as a JPEG at quality 85 (l.119,
+`DistortImageFolder.__getitem__`), a second encoding on top of each corruption;
+we return the corrupted pixels as CIFAR-10-C stores them (uint8, no encoding).
 
 Randomness: image `i` of a call draws from
 `np.random.default_rng([seed, corruption_index, index_offset + i])`, so a
@@ -108,7 +111,9 @@ def _zoom_blur(x, c, rng, preset):
 
 def _fog(x, c, rng, preset):
     h, w = x.shape[:2]
-    mapsize = max(256, 1 << (max(h, w) - 1).bit_length())
+    # 32 for CIFAR-10-C, 256 for ImageNet-C (cp.FOG_MAPSIZE: make_cifar_c.py l.63,
+    # make_imagenet_c.py l.182); a 256 map cropped to 32 px would be a nearly flat corner.
+    mapsize = cp.fog_mapsize(h, w)
     max_val = x.max()
     fog = _textures.plasma_fractal(rng, mapsize, wibble_decay=c[1])[:h, :w, None]
     return (x + c[0] * fog) * max_val / (max_val + c[0])

@@ -173,6 +173,31 @@ def features_to_float32(features):
     return features
 
 
+def check_cap_fits_views(positives_cap, features):
+    """`features`, checked that `positives_cap` is None or a multiple of its views.
+
+    The cap keeps whole samples (`positives_cap // views` of them, every view
+    of each), so the official code (google-research supcon/losses.py,
+    `_validate_contrastive_loss_inputs`) refuses other values; so do we.
+    """
+    if positives_cap is None:
+        return features
+    views = features.shape[1]
+    message = (
+        "`positives_cap` must be a multiple of the number of views (it keeps "
+        "positives_cap // views other samples, every view of each). "
+        f"Received: positives_cap={positives_cap}, "
+    )
+    if views is not None:
+        if positives_cap % views:
+            raise ValueError(message + f"views={views}")
+        return features
+    views = tf.shape(features)[1]
+    return with_checks(
+        features, [tf.debugging.Assert(tf.equal(positives_cap % views, 0), [message + "views=", views])]
+    )
+
+
 def check_same_batch(name, tensor, features, axis=0):
     """Raises if `tensor`'s dimension `axis` differs from the features' batch."""
     what = "row" if axis == 0 else "column"

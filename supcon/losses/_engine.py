@@ -300,8 +300,9 @@ def contrastive_per_sample(
 
     Anchors are this replica's views (all of them, or view 0 with
     `contrast_mode="one"`); contrasts are every view of every sample of the
-    global batch, view-major (view 0 of all samples, then view 1, ...), which
-    is also the order `positives_cap` keeps positives in.
+    global batch, view-major (view 0 of all samples, then view 1, ...).
+    `positives_cap` keeps the first `positives_cap // views` other positive
+    samples by global index, each with all its views.
 
     Args:
       features: float32 `[local_batch, views, dim]`.
@@ -353,12 +354,19 @@ def contrastive_per_sample(
         weights = tf.where(is_self, 0.0, weights)
         drop_mask = None
         if positives_cap is not None:
-            # Keep the first `positives_cap` positives (contrast order) that are
-            # not views of the anchor's own sample; those are always kept.
+            # As the official code counts it (google-research supcon/losses.py,
+            # `_cap_positives_mask`): the cap keeps whole samples, the first
+            # `positives_cap // views` other positive samples by index in the
+            # global batch, with every view of each; the anchor's own other
+            # views are always kept. Dropped views leave numerator and denominator.
             same_sample = tf.equal(block_samples[:, None], contrast_samples[None, :])
             others = tf.logical_and(weights > 0.0, tf.logical_not(same_sample))
-            rank = tf.cumsum(tf.cast(others, tf.int32), axis=1)
-            drop_mask = tf.logical_and(others, rank > positives_cap)
+            # View-major columns: [rows, views * global] -> [rows, views, global].
+            by_view = tf.reshape(others, [tf.shape(others)[0], views, global_batch])
+            other_samples = tf.reduce_any(by_view, axis=1)
+            rank = tf.cumsum(tf.cast(other_samples, tf.int32), axis=1)
+            kept_samples = tf.tile(rank <= positives_cap // views, [1, views])
+            drop_mask = tf.logical_and(others, tf.logical_not(kept_samples))
             weights = weights * tf.cast(tf.logical_not(drop_mask), tf.float32)
         return block_losses(
             anchor_block,

@@ -12,7 +12,10 @@ latent similarities,
     L_i = - sum_{j != i}  y_ij * log( exp(z_i.z_j / tau) / sum_{a != i} exp(z_i.z_a / tau) ).
 
 Label vectors are soft labels (MixUp / CutMix applied per view) or a teacher's
-probabilities (knowledge distillation). With one-hot labels `y_ij = 1/|P(i)|`
+probabilities. Knowledge distillation adds a second term, as the official code
+does (kiimmm/GenSCL `genscl.py`: `criterion(features, labels) + KD_alpha *
+criterion(features, teacher)`); `GenSCLLoss(kd_alpha=...)` computes it for
+targets `{"labels": ..., "teacher": ...}`. With one-hot labels `y_ij = 1/|P(i)|`
 on the positives and GenSCL is SupCon's L_out (Khosla et al. Eq. 2); it shares
 SupCon's engine, so the two agree to float32 rounding (the label vectors' cosines
 come from a vectorized rsqrt, 1 - 2 ulps on some rows; tested to rtol 1e-5).
@@ -166,6 +169,24 @@ def genscl_loss(
     return per_sample
 
 
+# kiimmm/GenSCL `parser.py`: `--KD-alpha` defaults to 1.
+OFFICIAL_KD_ALPHA = 1.0
+DISTILLATION_KEYS = ("labels", "teacher")
+
+
+def split_distillation_targets(y_true):
+    """`(labels, teacher)` from targets `{"labels": ..., "teacher": ...}`; `(y_true, None)` otherwise."""
+    if not isinstance(y_true, dict):
+        return y_true, None
+    if set(y_true) != set(DISTILLATION_KEYS):
+        raise ValueError(
+            "Distillation targets must be a dict with exactly the keys 'labels' (label "
+            "distributions) and 'teacher' (the teacher's distributions). "
+            f"Received: keys={sorted(y_true)}"
+        )
+    return y_true["labels"], y_true["teacher"]
+
+
 @keras.saving.register_keras_serializable(package="supcon")
 class GenSCLLoss(supcon_lib._ContrastiveLoss):  # pylint: disable=protected-access
     """Keras form of `genscl_loss`: `y_true` = label distributions, `y_pred` = features.
@@ -173,7 +194,25 @@ class GenSCLLoss(supcon_lib._ContrastiveLoss):  # pylint: disable=protected-acce
     With the default reduction the value is the mean over samples that have a
     target (see `SupConLoss`); negatives are gathered across replicas.
 
-    Args: as `genscl_loss`, plus `name`, `reduction`, `dtype`.
+    Knowledge distillation (Kim et al. §3.3, as kiimmm/GenSCL trains it): with
+    `y_true = {"labels": l, "teacher": t}` (both `[batch, classes]` or
+    `[batch, views, classes]`, e.g. from `supcon.training.teacher`) the value is
+    `GenSCLLoss()(l, z) + kd_alpha * GenSCLLoss()(t, z)`, each term reduced on
+    its own (per sample with `reduction=None`).
+
+    Args: as `genscl_loss`, plus `kd_alpha` (float >= 0, default 1.0, the
+    official `--KD-alpha`: weight of the teacher term), `name`, `reduction`,
+    `dtype`.
+
+    Example:
+
+    >>> z = tf.math.l2_normalize(tf.random.stateless_normal([3, 2, 8], seed=[1, 2]), -1)
+    >>> labels = [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]
+    >>> teacher = [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]
+    >>> value = GenSCLLoss(kd_alpha=0.5)({"labels": labels, "teacher": teacher}, z)
+    >>> expected = GenSCLLoss()(labels, z) + 0.5 * GenSCLLoss()(teacher, z)
+    >>> bool(abs(value - expected) < 1e-5)
+    True
     """
 
     def __init__(
@@ -182,6 +221,7 @@ class GenSCLLoss(supcon_lib._ContrastiveLoss):  # pylint: disable=protected-acce
         base_temperature=None,
         contrast_mode="all",
         block_size=None,
+        kd_alpha=OFFICIAL_KD_ALPHA,
         name="genscl_loss",
         reduction="sum_over_batch_size",
         dtype=None,
@@ -192,11 +232,14 @@ class GenSCLLoss(supcon_lib._ContrastiveLoss):  # pylint: disable=protected-acce
             contrast_mode=contrast_mode,
             block_size=block_size,
         )
+        if isinstance(kd_alpha, bool) or not isinstance(kd_alpha, (int, float)) or not 0 <= kd_alpha < float("inf"):
+            raise ValueError(f"`kd_alpha` must be a finite number >= 0. Received: kd_alpha={kd_alpha!r}")
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.temperature = temperature
         self.base_temperature = base_temperature
         self.contrast_mode = contrast_mode
         self.block_size = block_size
+        self.kd_alpha = float(kd_alpha)
 
     def _per_sample_and_valid(self, y_true, y_pred):
         return genscl_per_sample(
@@ -208,6 +251,15 @@ class GenSCLLoss(supcon_lib._ContrastiveLoss):  # pylint: disable=protected-acce
             block_size=self.block_size,
         )
 
+    def call(self, y_true, y_pred):
+        labels, teacher = split_distillation_targets(y_true)
+        per_sample = super().call(labels, y_pred)
+        if teacher is not None:
+            # Two losses, each a mean over its own valid samples: GenSCL is not
+            # linear in the label vectors, so one loss on a mixed target differs.
+            per_sample = per_sample + self.kd_alpha * super().call(teacher, y_pred)
+        return per_sample
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -216,6 +268,7 @@ class GenSCLLoss(supcon_lib._ContrastiveLoss):  # pylint: disable=protected-acce
                 "base_temperature": self.base_temperature,
                 "contrast_mode": self.contrast_mode,
                 "block_size": self.block_size,
+                "kd_alpha": self.kd_alpha,
             }
         )
         return config

@@ -124,7 +124,7 @@ def supcon_per_sample(
         positives_cap=positives_cap,
         block_size=block_size,
     )
-    features = _checks.features_to_float32(features)
+    features = _checks.check_cap_fits_views(positives_cap, _checks.features_to_float32(features))
     if labels is not None and mask is not None:
         raise ValueError(
             "Pass either `labels` or `mask`, not both. "
@@ -200,9 +200,10 @@ def supcon_loss(
       temperature: tau in Eq. 2, default 0.1 (the paper's).
       base_temperature: if set, the loss is multiplied by
         `temperature / base_temperature`. None (default) means no scaling: the
-        value is exactly the paper's equation. The PyTorch port (and the
-        official code) scale by `tau / 0.07`; pass `base_temperature=0.07` to
-        reproduce their numbers.
+        value is exactly the paper's equation. The PyTorch port scales by
+        `tau / 0.07` (pass `base_temperature=0.07`); the official TF
+        `contrastive_loss` by `tau` (its `scale_by_temperature=True`; pass
+        `base_temperature=1.0`).
       contrast_mode: "all" (every view is an anchor) or "one" (only view 0 is
         an anchor; every view is still contrasted).
       summation: "outside" (L_out, Eq. 2, the default and the paper's choice)
@@ -211,11 +212,13 @@ def supcon_loss(
         "one_positive" (for each positive p: p plus the negatives) or
         "only_negatives" (the negatives only; anchors without a negative count
         as having no positive).
-      positives_cap: keep at most this many positives per anchor besides the
-        anchor's own other views (which are always kept): the first ones in
-        contrast order, which is view-major over the global batch (view 0 of
-        every sample, then view 1, ...). Dropped positives appear neither in
-        the numerator nor in the denominator.
+      positives_cap: None (no cap) or a multiple of the number of views:
+        keep at most this many positives per anchor besides the anchor's own
+        other views (which are always kept). As in the official code, whole
+        samples are kept: the first `positives_cap // views` other positive
+        samples by index in the (global) batch, each with all its views.
+        Dropped positives appear neither in the numerator nor in the
+        denominator.
       mask: float/bool `[batch, batch]` explicit positive mask
         (`mask[i, j] = 1` if sample j is a positive of sample i; the diagonal
         decides whether other views of the same sample are positives). Under

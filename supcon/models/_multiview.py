@@ -309,8 +309,9 @@ class MultiViewModel(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         checks = []
         for name, value in (("y", y), ("sample_weight", sample_weight)):
-            if value is not None:
-                checks += check_batch(name, value, x)
+            if value is not None:  # Every target of a dict (distillation: labels and teacher).
+                for leaf in tf.nest.flatten(value):
+                    checks += check_batch(name, leaf, x)
         checks += self._check_targets(y)
         if checks:  # In a graph: the inputs wait for the label checks.
             x = tf.nest.map_structure(lambda t: _checks.with_checks(ops.convert_to_tensor(t), checks), x)

@@ -12,6 +12,7 @@ import keras
 from keras import ops
 
 from supcon import losses as supcon_losses
+from supcon.losses.genscl import split_distillation_targets
 from supcon.models import _multiview
 from supcon.models.heads import ClassifierHead
 from supcon.models.heads import ProjectionHead
@@ -26,7 +27,10 @@ class SupConModel(_multiview.MultiViewModel):
     tuple of V batches `[B, H, W, 3]`, or `[B, H, W, 3]` for V=1); labels int class ids
     `[B]` (SupCon), anything or nothing (SimCLR; without labels every sample is its own
     class, which makes SupCon equal SimCLR), or float label distributions `[B, C]` /
-    `[B, V, C]` (GenSCL, MixUp/CutMix). The views are folded into the batch so the encoder
+    `[B, V, C]` (GenSCL, MixUp/CutMix), or for GenSCL knowledge distillation a dict
+    `{"labels": [B, V, C], "teacher": [B, V, C]}` (`supcon.training.teacher`): the loss is
+    then `L(labels) + kd_alpha * L(teacher)` with the compiled `GenSCLLoss(kd_alpha=...)`,
+    and the classifier and metrics use the labels. The views are folded into the batch so the encoder
     runs once on `[B * V, H, W, 3]`; the projections are unfolded to `[B, V, D]` for the
     loss (Eq. 2 sums over all `2N` views of the multiviewed batch).
 
@@ -156,11 +160,24 @@ class SupConModel(_multiview.MultiViewModel):
         if y is None:
             self._check_has_labels(y)
             return []
+        y, teacher = self._split_targets(y)
+        if teacher is not None:
+            _multiview.check_labels(teacher)
         if not self._ignores_labels():
             _multiview.check_labels(y)
         if self.classifier_head is not None:
             return _multiview.check_targets(y, self.num_classes)
         return []
+
+    def _split_targets(self, y):
+        """`(labels, teacher distributions or None)`; a teacher needs the compiled `GenSCLLoss`."""
+        labels, teacher = split_distillation_targets(y)
+        if teacher is not None and not isinstance(getattr(self, "loss", None), supcon_losses.GenSCLLoss):
+            raise ValueError(
+                "Targets with a 'teacher' (knowledge distillation) need the model compiled with "
+                f"`GenSCLLoss`. Received: loss={getattr(self, 'loss', None)!r}"
+            )
+        return labels, teacher
 
     def _check_has_labels(self, y):
         if y is not None:
@@ -175,7 +192,8 @@ class SupConModel(_multiview.MultiViewModel):
 
         Args:
             x: the inputs (unused).
-            y: labels: int `[B]`, float distributions `[B, C]`/`[B, V, C]`, or None.
+            y: labels: int `[B]`, float distributions `[B, C]`/`[B, V, C]`, None, or
+                `{"labels": ..., "teacher": ...}` distributions (GenSCL distillation).
             y_pred: the dict returned by `call`.
             sample_weight: optional float `[B]`.
             training: bool.
@@ -185,6 +203,7 @@ class SupConModel(_multiview.MultiViewModel):
         """
         features = self._features(y_pred)
         self._check_has_labels(y)
+        y, teacher = self._split_targets(y)
         if y is not None and not self._ignores_labels():
             # Before the Keras loss casts them to float (and int one-hot rows become
             # indistinguishable from float ones).
@@ -195,6 +214,11 @@ class SupConModel(_multiview.MultiViewModel):
             labels = ops.arange(ops.shape(features)[0], dtype="int32")
         total = super().compute_loss(x=x, y=labels, y_pred=features, sample_weight=sample_weight, training=training)
         total = ops.cast(total, "float32")
+        if teacher is not None:
+            # Keras' compiled loss takes one target per output, so the distillation term
+            # (kiimmm/GenSCL: L(labels) + KD_alpha * L(teacher)) is the compiled loss again.
+            teacher_loss = self.loss(teacher, features, sample_weight=sample_weight)
+            total = total + self.loss.kd_alpha * ops.cast(teacher_loss, "float32")
         if self.classifier_head is not None:
             num_views = features.shape[1]
             targets = _multiview.per_view_targets(y, num_views, self.num_classes)
@@ -206,6 +230,7 @@ class SupConModel(_multiview.MultiViewModel):
         return total
 
     def _update_extra_metrics(self, y, y_pred, sample_weight):
+        y, _ = self._split_targets(y)
         features = self._features(y_pred)
         num_views = features.shape[1]
         flat = ops.reshape(features, (-1, features.shape[-1]))

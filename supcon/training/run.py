@@ -69,7 +69,7 @@ def build_loss(config):
     if config.method == "simclr":
         return losses_lib.SimCLRLoss(**common)
     if config.method == "genscl":
-        return losses_lib.GenSCLLoss(**common)
+        return losses_lib.GenSCLLoss(kd_alpha=config.kd_alpha, **common)
     return None
 
 
@@ -226,7 +226,7 @@ def build_data(run):
         )
         if teacher is not None:
             stream = with_teacher_targets(stream, teacher, num_classes=num_classes,
-                                          weight=config.teacher_weight)
+                                          temperature=config.kd_temperature)
         return stream
 
     stream_from(0)  # Builds (and so checks) the pipeline before any work.

@@ -88,3 +88,33 @@ def test_bad_arguments(kwargs, message):
 def test_bad_shape():
     with pytest.raises(ValueError, match="images.shape"):
         corrupt(np.zeros((32, 32)), "fog", 1)
+
+
+def test_jpeg_quality_and_fog_map_size_as_the_published_scripts():
+    # hendrycks/robustness, ImageNet-C/create_c/ (line numbers of the stored
+    # versions): make_cifar_c.py l.364 `c = [80, 65, 58, 50, 40]` and l.63
+    # `def plasma_fractal(mapsize=32, ...)` (fog, l.233, keeps the default);
+    # make_imagenet_c.py l.520 `c = [25, 18, 15, 10, 7]` and l.182 `mapsize=256`.
+    assert [cp.corruption_params("jpeg_compression", s, "cifar10") for s in cp.SEVERITIES] == [
+        (80,), (65,), (58,), (50,), (40,)
+    ]
+    assert [cp.corruption_params("jpeg_compression", s, "imagenet") for s in cp.SEVERITIES] == [
+        (25,), (18,), (15,), (10,), (7,)
+    ]
+    assert cp.FOG_MAPSIZE == {"cifar10": 32, "imagenet": 256}
+    assert cp.fog_mapsize(32, 32) == 32 and cp.fog_mapsize(224, 224) == 256
+    assert cp.fog_mapsize(64, 64) == 64  # make_tinyimagenet_c.py: mapsize=64 for 64 px images.
+    assert cp.fog_mapsize(33, 20) == 64 and cp.fog_mapsize(100, 150) == 256
+
+
+def test_cifar_fog_spans_the_whole_plasma_map():
+    # The map is normalized to [0, 1] over its whole side; at 32 px the image *is*
+    # the map, so on a white image (max_val = 1) the fog reaches both ends:
+    # (1 + c0 * fog) / (1 + c0) * 255 gives 255 where fog = 1 and 255 / (1 + c0) where fog = 0.
+    white = np.full((32, 32, 3), 255, np.uint8)
+    for severity in cp.SEVERITIES:
+        c0 = cp.corruption_params("fog", severity, "cifar10")[0]
+        for seed in range(3):
+            out = corrupt(white, "fog", severity, seed=seed)
+            assert out.max() == 255.0
+            assert out.min() == np.floor(255.0 / (1.0 + c0) + 1e-4), (severity, seed)

@@ -11,7 +11,7 @@ import numpy as np
 
 
 def _contrast_order(batch, views):
-    """Every (sample, view), view-major: the order `positives_cap` keeps positives in."""
+    """Every (sample, view), view-major: the contrast order."""
     return [(s, v) for v in range(views) for s in range(batch)]
 
 
@@ -47,8 +47,10 @@ def supcon(
             others = [(t, w) for (t, w) in _contrast_order(batch, views) if (t, w) != (s, v)]
             positives = [(t, w) for (t, w) in others if is_positive(s, t)]
             if positives_cap is not None:
-                foreign = [p for p in positives if p[0] != s]
-                dropped = foreign[positives_cap:]
+                # Whole samples, by index: the first positives_cap // views
+                # other positive samples keep every view (the official code's count).
+                foreign = sorted({t for (t, _) in positives if t != s})
+                dropped = [p for p in positives if p[0] in foreign[positives_cap // views :]]
                 others = [o for o in others if o not in dropped]
                 positives = [p for p in positives if p not in dropped]
             negatives = [o for o in others if o not in positives]

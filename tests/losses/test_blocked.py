@@ -23,7 +23,7 @@ def _value_and_grad(loss_fn, features, **kwargs):
 
 OPTION_SETS = [
     dict(labels=[0, 1, 2, 0, 1, 2, 0]),
-    dict(labels=[0, 0, 0, 1, 1, 2, 3], summation="inside", denominator="one_positive", positives_cap=1),
+    dict(labels=[0, 0, 0, 1, 1, 2, 3], summation="inside", denominator="one_positive", positives_cap=2),
     dict(labels=None, denominator="only_negatives", contrast_mode="one"),
     dict(labels=[0, 1, 0, 1, 0, 1, 0], temperature=0.01, base_temperature=0.07),
 ]

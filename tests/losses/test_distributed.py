@@ -34,7 +34,7 @@ def _split(strategy, array):
 LOSS_FNS = {
     "supcon": lambda z, y: losses.supcon_loss(z, y, temperature=0.2),
     "supcon_inside_cap": lambda z, y: losses.supcon_loss(
-        z, y, temperature=0.2, summation="inside", positives_cap=1, denominator="one_positive"
+        z, y, temperature=0.2, summation="inside", positives_cap=2, denominator="one_positive"
     ),
     "supcon_blocked": lambda z, y: losses.supcon_loss(z, y, temperature=0.2, block_size=3),
     "simclr": lambda z, y: losses.supcon_loss(z, None, temperature=0.5),

@@ -34,7 +34,8 @@ def test_matches_reference_for_every_option(views, pattern):
     labels = LABEL_PATTERNS[pattern]
     features = _unit((5, views, 6), seed=views * 10 + len(pattern))
     for summation, denominator, cap, mode in itertools.product(
-        ["outside", "inside"], ["all", "one_positive", "only_negatives"], [None, 0, 1, 2], ["all", "one"]
+        # positives_cap counts whole samples: a multiple of the views.
+        ["outside", "inside"], ["all", "one_positive", "only_negatives"], [None, 0, views, 2 * views], ["all", "one"]
     ):
         options = dict(
             temperature=0.3,
@@ -132,6 +133,140 @@ def test_inside_vs_outside_closed_form():
     got_in = losses.supcon_loss(features, labels, temperature=t, summation="inside").numpy()[0]
     np.testing.assert_allclose([got_out, got_in], [outside, inside], rtol=1e-6)
     assert got_in <= got_out  # Jensen: L_in <= L_out (paper §3.2.2).
+
+
+# ---- positives_cap as the official code counts it. ----
+
+
+def _official_contrastive_loss(features, labels, *, temperature, contrast_mode, summation, denominator, cap):
+    """NumPy transcription of the official `contrastive_loss` on one device.
+
+    google-research/google-research supcon/losses.py (commit 0c1bbe5): the
+    [batch, batch] label mask (l.502), `_cap_positives_mask` (l.177-237: the
+    diagonal removed, `top_k(row, cap // views)` over a 0/1 row, which keeps
+    the lowest column indices, then the diagonal put back), tiling by
+    [anchor views, views] in view-major order (l.305, l.321), negatives =
+    1 - the *uncapped* tiled mask (l.307), the three denominators (l.546-555),
+    `scale_by_temperature=True` (l.570-571) and, with one view, a further
+    division by the number of positives (l.574-582).
+    """
+    f = np.asarray(features, np.float64)
+    batch, views = f.shape[:2]
+    ids = np.asarray(labels)
+    mask = (ids[:, None] == ids[None, :]).astype(np.float64)
+    diagonal = np.eye(batch)
+    if cap is not None:
+        no_diagonal = np.minimum(mask, 1.0 - diagonal)
+        picked = np.zeros_like(mask)
+        for row in range(batch):
+            # A stable descending sort: equal values keep the lower index first, like tf.math.top_k.
+            picked[row, np.argsort(-no_diagonal[row], kind="stable")[: cap // views]] = 1.0
+        capped_mask = mask * np.maximum(picked, diagonal)
+    anchor_views = views if contrast_mode == "all" else 1
+    contrasts = f.transpose(1, 0, 2).reshape(views * batch, -1)
+    anchors = f[:, :anchor_views].transpose(1, 0, 2).reshape(anchor_views * batch, -1)
+    logits = anchors @ contrasts.T / temperature
+    logits = logits - logits.max(axis=1, keepdims=True)
+    exp_logits = np.exp(logits)
+    not_self = 1.0 - np.eye(anchor_views * batch, views * batch)
+    uncapped = np.tile(mask, (anchor_views, views))
+    negatives = 1.0 - uncapped
+    positives = (uncapped if cap is None else np.tile(capped_mask, (anchor_views, views))) * not_self
+    num_positives = positives.sum(axis=1)
+    negatives_sum = (exp_logits * negatives).sum(axis=1, keepdims=True)
+    if denominator == "all":
+        denominators = negatives_sum + (exp_logits * positives).sum(axis=1, keepdims=True)
+    elif denominator == "one_positive":
+        denominators = exp_logits + negatives_sum
+    else:
+        denominators = negatives_sum
+
+    def divide_no_nan(a, b):
+        return np.where(b == 0, 0.0, a / np.where(b == 0, 1.0, b))
+
+    with np.errstate(divide="ignore"):
+        if summation == "outside":
+            log_probs = divide_no_nan(((logits - np.log(denominators)) * positives).sum(axis=1), num_positives)
+        else:
+            log_probs = np.log(divide_no_nan((exp_logits / denominators * positives).sum(axis=1), num_positives))
+    loss = (-log_probs * temperature).reshape(anchor_views, batch)
+    if views != 1:
+        return loss.mean(axis=0)
+    return divide_no_nan(loss[0], num_positives)
+
+
+@pytest.mark.parametrize("views", [1, 2, 3])
+def test_positives_cap_matches_official_transcription(views):
+    # Classes with 3 and 2 members, so caps of 1 and 2 other samples both bite;
+    # every anchor has a negative (the official "only_negatives" is NaN without one).
+    labels = [0, 1, 0, 0, 1, 2]
+    features = _unit((6, views, 3), seed=40 + views)
+    # With one view the official code divides by |P(i)| a second time; with
+    # at most one positive per anchor (caps 0 and 1) that division is a no-op.
+    caps = [0, 1] if views == 1 else [None, 0, views, 2 * views]
+    for summation, denominator, cap, mode in itertools.product(
+        ["outside", "inside"], ["all", "one_positive", "only_negatives"], caps, ["all", "one"]
+    ):
+        options = dict(temperature=0.4, summation=summation, denominator=denominator, contrast_mode=mode)
+        expected = _official_contrastive_loss(features, labels, cap=cap, **options)
+        # The official code scales by tau (scale_by_temperature): base_temperature = 1.
+        got = losses.supcon_loss(features, labels, positives_cap=cap, base_temperature=1.0, **options).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6, err_msg=f"cap={cap} {options}")
+
+
+def test_positives_cap_hand_computed():
+    # 4 samples, every view of a sample equal: z0 = e1, z1 = e2, z2 = -e1,
+    # z3 = -e2; labels [0, 0, 0, 1]; tau = 1. positives_cap = views keeps one
+    # other sample, the lowest index: 1 for anchor 0, 0 for anchors 1 and 2;
+    # the other class-0 sample leaves numerator and denominator. Sample 3 has
+    # only its own views. With V views an anchor has V - 1 own views (logit
+    # 1), V views of the kept sample and V of each negative sample:
+    #   s0: kept z1 (0), negatives z3 (0):  log((V-1)e + 2V) - (V-1)/(2V-1)
+    #   s1: kept z0 (0), negatives z3 (-1): log((V-1)e + V + V/e) - (V-1)/(2V-1)
+    #   s2: kept z0 (-1), negatives z3 (0): log((V-1)e + V/e + V) - (V-1-V)/(2V-1)
+    #   s3: no kept sample, negatives z0 (0), z1 (-1), z2 (0): log((V-1)e + 2V + V/e) - 1
+    # With V = 1, s3 has no positive (0) and the own-view terms vanish.
+    e = math.e
+    expected = {
+        1: [math.log(2), math.log(1 + 1 / e), math.log(1 / e + 1) + 1, 0.0],
+        2: [
+            math.log(e + 4) - 1 / 3,
+            math.log(e + 2 + 2 / e) - 1 / 3,
+            math.log(e + 2 / e + 2) + 1 / 3,
+            math.log(e + 4 + 2 / e) - 1,
+        ],
+        3: [
+            math.log(2 * e + 6) - 2 / 5,
+            math.log(2 * e + 3 + 3 / e) - 2 / 5,
+            math.log(2 * e + 3 / e + 3) + 1 / 5,
+            math.log(2 * e + 6 + 3 / e) - 1,
+        ],
+    }
+    e1, e2 = np.eye(2, dtype=np.float32)
+    for views, values in expected.items():
+        features = np.stack([[z] * views for z in (e1, e2, -e1, -e2)])
+        got = losses.supcon_loss(features, [0, 0, 0, 1], temperature=1.0, positives_cap=views).numpy()
+        np.testing.assert_allclose(got, values, rtol=1e-6, atol=1e-7, err_msg=f"views={views}")
+        blocked = losses.supcon_loss(features, [0, 0, 0, 1], temperature=1.0, positives_cap=views, block_size=3)
+        np.testing.assert_allclose(blocked.numpy(), values, rtol=1e-6, atol=1e-7, err_msg=f"views={views}")
+
+
+def test_positives_cap_must_be_a_multiple_of_the_views():
+    features = _unit((4, 2, 3), seed=14)
+    with pytest.raises(ValueError, match=r"multiple of the number of views.*positives_cap=3, views=2"):
+        losses.supcon_loss(features, [0, 0, 1, 1], positives_cap=3)
+
+    @tf.function(input_signature=[tf.TensorSpec([4, None, 3])])
+    def unknown_views(x):
+        return losses.supcon_loss(x, [0, 0, 1, 1], positives_cap=3)
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="multiple of the number of views"):
+        unknown_views(features)
+    np.testing.assert_allclose(
+        unknown_views(np.repeat(features[:, :1], 3, axis=1)).numpy(),
+        losses.supcon_loss(np.repeat(features[:, :1], 3, axis=1), [0, 0, 1, 1], positives_cap=3).numpy(),
+        rtol=1e-6,
+    )
 
 
 # ---- Numerics. ----
@@ -241,7 +376,7 @@ def test_simclr_loss_ignores_labels():
     [
         losses.SupConLoss(temperature=0.2, base_temperature=0.07, summation="inside", positives_cap=3, block_size=8),
         losses.SimCLRLoss(contrast_mode="one"),
-        losses.GenSCLLoss(temperature=0.3, block_size=4),
+        losses.GenSCLLoss(temperature=0.3, block_size=4, kd_alpha=0.5),
     ],
     ids=lambda loss: type(loss).__name__,
 )
