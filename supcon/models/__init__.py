@@ -1,6 +1,7 @@
 """supcon.models: ResNet encoders, heads, and the Keras models that train them.
 
 * `resnet(depth, ...)`: encoder, float32 images `[N, H, W, 3]` in [0, 255] -> `[N, F]`.
+* `keras_application(name, input_shape)`: any `keras.applications` architecture as an encoder.
 * `ProjectionHead`, `ClassifierHead`: the heads of Khosla et al. 2020 §3.2.
 * `SupConModel`: encoder + projection (+ classifier), trained by `fit` with a
   `supcon.losses` loss (SupCon, SimCLR or GenSCL).
@@ -13,6 +14,7 @@ from supcon.models.cross_entropy_model import CrossEntropyModel
 from supcon.models.export import export_saved_model
 from supcon.models.heads import ClassifierHead
 from supcon.models.heads import ProjectionHead
+from supcon.models.keras_encoders import keras_application
 from supcon.models.linear_classifier import LinearClassifier
 from supcon.models.resnet_encoder import resnet
 from supcon.models.supcon_model import SupConModel
@@ -24,5 +26,6 @@ __all__ = [
     "ProjectionHead",
     "SupConModel",
     "export_saved_model",
+    "keras_application",
     "resnet",
 ]

@@ -56,6 +56,7 @@ class TrainConfig:
     cutmix: float = 0.0
     # Method and encoder.
     method: str = "supcon"
+    encoder: str = "resnet"  # Or "keras:NAME", any keras.applications architecture.
     depth: int = 18
     resnet_version: str = "v1"
     width_multiplier: float = 0.25
