@@ -5,7 +5,8 @@
 * `pipeline(source, split, *, views, augmentation, batch_size, training, ...)`: the
   `tf.data` pipeline `SupConModel.fit` and train.py consume.
 * `get_augmentation(name, image_size)`: one policy as a function `(image, seed) -> view`
-  (`simaugment`, `autoaugment`, `randaugment`, `stacked_randaugment`, `none`);
+  (`simaugment`, `autoaugment`, `randaugment`, `stacked_randaugment`, `crop_flip`,
+  `none`);
   `eval_preprocess`; `auto_augment`, `rand_augment`; `mix_views` (MixUp/CutMix per view).
 """
 
