@@ -3,11 +3,12 @@
   python eval.py --model_dir=runs/supcon            # report in runs/supcon/eval/
   python eval.py --compare runs/supcon runs/ce --output_dir=runs/report
 
-Flags: flags.md (defined in supcon/flags.py). The work: supcon.evaluation.evaluate_run. A bad
-flag or input is answered with one line before any work (flags while they parse, the run
-directory and the report folder before TensorFlow loads: supcon.evaluation.inputs); a report of
-other settings already in the output folder is kept unless --overwrite. --verbosity=0 shows
-tracebacks and TensorFlow's own start-up lines.
+Flags: flags.md (defined in supcon/flags.py; the fields of supcon.evaluation.EvalConfig). The
+steps: supcon.evaluation.runner (`evaluate_run(config)` runs them all in one call). A bad flag or
+input is answered with one line before any work (flags while they parse, the run directory and
+the report folder before TensorFlow loads: supcon.evaluation.inputs); a report of other settings
+already in the output folder is kept unless --overwrite. --verbosity=0 shows tracebacks and
+TensorFlow's own start-up lines.
 """
 
 from absl import flags
@@ -32,19 +33,26 @@ def main(argv):
     if extra:
         raise inputs.EvalInputError(f"Unexpected arguments: {' '.join(extra)}; expected flags only "
                                     "(several directories go with --compare).")
-    arguments = {name: FLAGS[name].value for name in _EVALUATION_FLAGS}
-    arguments["severities"] = [int(s) for s in FLAGS.severities]
-    # The run directory and the report folder, before TensorFlow loads (and again in evaluate_run).
-    plan = inputs.check_evaluation(FLAGS.model_dir, overwrite=FLAGS.overwrite, **arguments)
-
+    config = supcon_flags.eval_config()
+    inputs.check_evaluation(config)  # The run directory and the report folder, before TensorFlow loads.
     console.import_tensorflow(show_native_logs=console.native_logs_requested(supcon_flags.verbosity_given()))
-    from supcon import evaluation  # noqa: PLC0415  (TensorFlow: after the checks)
+    from supcon.evaluation import runner as steps  # noqa: PLC0415  (TensorFlow: after the checks)
 
-    report = evaluation.evaluate_run(FLAGS.model_dir, data_dir=FLAGS.data_dir, progress=FLAGS.progress,
-                                     overwrite=FLAGS.overwrite, **arguments)
-    clean = report["clean"]
-    if FLAGS.max_test_examples and clean["num_examples"] < FLAGS.max_test_examples:
-        print(f"Note: --max_test_examples={FLAGS.max_test_examples} exceeds the test split of {report['dataset']!r}; "
+    run = steps.load_run(config)  # run_config.json, model.keras, the settings of a classifier to train.
+    data = steps.load_data(run)  # The test split (and the training split for kNN / a classifier).
+    classifier = steps.get_classifier(run, data)  # classifier.keras, the CE head, or stage 2 trained here.
+    test_set = steps.embed_test_set(run, data)  # Embeddings of the (first N) test images.
+    clean = steps.clean_metrics(classifier, test_set)  # Top-1, top-5, ECE, reliability.
+    knn = steps.knn_metrics(run, data, test_set)  # Weighted kNN among the training embeddings.
+    corruptions = steps.corruption_sweep(run, data, classifier, clean["top1"])  # Accuracy, ECE, mCE.
+    report = steps.write_report(run, classifier, clean, knn, corruptions)  # JSON, Markdown, plots.
+    _print_summary(run, report)
+
+
+def _print_summary(run, report):
+    clean, limit = report["clean"], run.config.max_test_examples
+    if limit and clean["num_examples"] < limit:
+        print(f"Note: --max_test_examples={limit} exceeds the test split of {report['dataset']!r}; "
               f"evaluated all {clean['num_examples']} test examples.")
     print(f"top-1 {100 * clean['top1']:.2f}%  top-5 {100 * clean['top5']:.2f}%  ECE {100 * clean['ece']:.2f}%")
     if report["knn"]:
@@ -54,21 +62,20 @@ def main(argv):
         normalization = "AlexNet-normalized" if summary["normalization"] == "alexnet" else "unnormalized"
         print(f"mCE {100 * summary['mce']:.2f}%  relative mCE {100 * summary['relative_mce']:.2f}% "
               f"({normalization})")
-    replaced = " (replaced the earlier report)" if plan["replaces"] else ""
+    replaced = " (replaced the earlier report)" if run.replaces else ""
     print(f"Report: {report['files']['markdown']}{replaced}")
 
 
-# The flags passed to `evaluate_run` as they are (besides model_dir, data_dir, progress, overwrite).
+# The flags of one evaluation, which --compare (comparing reports already written) does not take.
 _EVALUATION_FLAGS = (
-    "dataset", "output_dir", "corruptions", "severities", "corruption_source", "seed", "batch_size",
-    "max_test_examples", "knn_k", "knn_temperature", "retrain_classifier", "classifier_optimizer",
-    "classifier_learning_rate", "classifier_epochs", "classifier_batch_size", "classifier_augmentation")
+    "dataset", "corruptions", "severities", "corruption_source", "seed", "batch_size", "max_test_examples",
+    "knn_k", "knn_temperature", "retrain_classifier", "classifier_optimizer", "classifier_learning_rate",
+    "classifier_epochs", "classifier_batch_size", "classifier_augmentation", "data_dir", "progress")
 
 
 def _compare(inputs, run_dirs):
     """`--compare`: reads the reports and writes the side-by-side one (no TensorFlow needed)."""
-    ignored = [f"--{name}" for name in _EVALUATION_FLAGS + ("data_dir", "progress") if FLAGS[name].present
-               and name != "output_dir"]
+    ignored = [f"--{name}" for name in _EVALUATION_FLAGS if FLAGS[name].present]
     if ignored:
         verb = "does" if len(ignored) == 1 else "do"
         raise inputs.EvalInputError(f"{', '.join(ignored)} {verb} not apply to --compare, which compares reports "

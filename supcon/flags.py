@@ -329,65 +329,75 @@ def define_eval_flags(flag_values=FLAGS):
     Returns:
         list of `(section title, [flag names])`, in definition order.
     """
-    # Imported here: `train.py` does not need the evaluation package.
+    # Imported here: `train.py` does not need the evaluation package (both modules are TensorFlow-free).
     from supcon.evaluation import corruption_params  # noqa: PLC0415  (NumPy only)
+    from supcon.evaluation.config import EvalConfig  # noqa: PLC0415
 
     all_corruptions = corruption_params.ALL_CORRUPTIONS
+    eval_defaults = {field.name: field.default for field in dataclasses.fields(EvalConfig)}
     d = _Definer(flag_values)
+
+    def define(kind, name, help_text, **kwargs):
+        """Defines `--name` with `EvalConfig`'s default for it (each default is written once)."""
+        default = eval_defaults[name]
+        if isinstance(default, tuple):
+            default = [str(v) for v in default]
+        d.define(kind, name, default, help_text, **kwargs)
+
     d.section("Run to evaluate")
-    d.define("string", "model_dir", None, "Run directory written by train.py to evaluate.")
+    define("string", "model_dir", "Run directory written by train.py to evaluate.")
     d.define("list", "compare", None,
              "Compare already-evaluated runs: `--compare DIR_A DIR_B ...` (or DIR_A,DIR_B; at least 2, "
              "distinct) writes a side-by-side table and overlaid plots to --output_dir.")
-    d.define("string", "output_dir", None,
-             "Report folder (default MODEL_DIR/eval; required with --compare, and then not a report folder).")
-    d.define("boolean", "overwrite", False,
-             "Replace a report (or comparison) of other settings already in --output_dir. Without it eval.py "
-             "refuses with one line before any work and leaves that report byte-for-byte as it was; a re-run "
-             "with the same settings replaces its own report. The new files replace the old ones only once "
-             "all are written.")
-    d.define("string", "data_dir", None,
-             "Data directory (default: the run's). Prepared TFDS cifar10_corrupted / "
-             "imagenet2012_corrupted sets here are used instead of generated corruptions.")
-    d.define("string", "dataset", None,
-             "Evaluate on this data set instead of the run's (same class count).")
-    d.define("integer", "seed", 0,
-             "Seed of the generated corruptions and of the classifier's data order.", lower_bound=0)
-    d.define("integer", "batch_size", 128, "Evaluation batch size.", lower_bound=1)
-    d.define("integer", "max_test_examples", None,
-             "Only the first N test examples (quick looks); N above the test split's size evaluates the "
-             "whole split, and eval.py says so.", lower_bound=1)
+    define("string", "output_dir",
+           "Report folder (default MODEL_DIR/eval; required with --compare, and then not a report folder).")
+    define("boolean", "overwrite",
+           "Replace a report (or comparison) of other settings already in --output_dir. Without it eval.py "
+           "refuses with one line before any work and leaves that report byte-for-byte as it was; a re-run "
+           "with the same settings replaces its own report. The new files replace the old ones only once "
+           "all are written.")
+    define("string", "data_dir",
+           "Data directory (default: the run's). Prepared TFDS cifar10_corrupted / "
+           "imagenet2012_corrupted sets here are used instead of generated corruptions.")
+    define("string", "dataset", "Evaluate on this data set instead of the run's (same class count).")
+    define("integer", "seed", "Seed of the generated corruptions and of a classifier trained here (its head "
+           "and data order).", lower_bound=0)
+    define("integer", "batch_size", "Evaluation batch size.", lower_bound=1)
+    define("integer", "max_test_examples",
+           "Only the first N test examples (quick looks); N above the test split's size evaluates the "
+           "whole split, and eval.py says so.", lower_bound=1)
 
     d.section("Corruption benchmark and calibration")
-    d.define("list", "corruptions", list(all_corruptions),
-             "Corruptions to sweep (empty: none): some of " + ", ".join(all_corruptions) + ".")
-    d.define("list", "severities", ["1", "2", "3", "4", "5"], "Severities to sweep (integers 1..5).")
-    d.define("enum", "corruption_source", "auto",
-             "auto: prepared TFDS sets when all present, else generated; tfds: require them; "
-             "generate: always generate.", enum_values=list(choices.CORRUPTION_SOURCES))
-    d.define("boolean", "progress", True, "Progress bar over the corruption sweep.")
+    define("list", "corruptions",
+           "Corruptions to sweep (empty: none): some of " + ", ".join(all_corruptions) + ".")
+    define("list", "severities", "Severities to sweep (integers 1..5).")
+    define("enum", "corruption_source",
+           "auto: prepared TFDS sets when all present, else generated; tfds: require them; "
+           "generate: always generate.", enum_values=list(choices.CORRUPTION_SOURCES))
+    define("boolean", "progress", "Progress bar over the corruption sweep.")
 
     d.section("kNN on the embeddings")
-    d.define("integer", "knn_k", choices.KNN_DEFAULT_K,
-             "kNN neighbours (Wu et al. 2018); 0 skips kNN; more than the training examples uses them "
-             "all (the report gives the k used).", lower_bound=0)
-    d.define("float", "knn_temperature", choices.KNN_DEFAULT_TEMPERATURE, "kNN vote temperature tau.",
-             lower_bound=1e-6)
+    define("integer", "knn_k",
+           "kNN neighbours (Wu et al. 2018); 0 skips kNN; more than the training examples uses them "
+           "all (the report gives the k used).", lower_bound=0)
+    define("float", "knn_temperature", "kNN vote temperature tau.", lower_bound=1e-6)
 
     d.section("Classifier stage (linear classifier on the frozen encoder)")
-    d.define("boolean", "retrain_classifier", False,
-             "Train a new linear classifier even if the run has one (not for cross-entropy runs).")
-    d.define("enum", "classifier_optimizer", "auto",
-             "auto: RMSProp for images >= 128 px (ImageNet-size), else SGD with momentum 0.9.",
-             enum_values=list(choices.CLASSIFIER_OPTIMIZERS))
-    d.define("float", "classifier_learning_rate", None,
-             "Learning rate per 256 examples (default: the optimizer's).", lower_bound=1e-12)
-    d.define("integer", "classifier_epochs", None,
-             "Classifier epochs (default: the run's linear_epochs, else 10).", lower_bound=1)
-    d.define("integer", "classifier_batch_size", None,
-             "Classifier batch size (default: the run's, else 128).", lower_bound=1)
-    d.define("enum", "classifier_augmentation", "none",
-             "Augmentation of the classifier's training images.", enum_values=list(choices.AUGMENTATIONS))
+    define("boolean", "retrain_classifier",
+           "Train a new linear classifier even if the run has one (not for cross-entropy runs). A run without "
+           "classifier.keras gets one trained in any case. Training uses the run's stage-2 settings (its "
+           "--linear_* flags, in run_config.json; a run trained with --linear_epochs=0 gets the default "
+           "linear_epochs), each replaced by the --classifier_* flag below when given.")
+    define("enum", "classifier_optimizer", "Optimizer of the classifier (default: the run's linear_optimizer).",
+           enum_values=list(choices.OPTIMIZERS))
+    define("float", "classifier_learning_rate",
+           "Learning rate per 256 examples (default: the run's linear_learning_rate).", lower_bound=1e-12)
+    define("integer", "classifier_epochs", "Classifier epochs (default: the run's linear_epochs).", lower_bound=1)
+    define("integer", "classifier_batch_size", "Classifier batch size (default: the run's linear_batch_size).",
+           lower_bound=1)
+    define("enum", "classifier_augmentation",
+           "Augmentation of the classifier's training images (default: the run's linear_augmentation).",
+           enum_values=list(choices.AUGMENTATIONS))
 
     def check_corruptions(names):
         unknown = [n for n in names if n not in all_corruptions]
@@ -425,6 +435,25 @@ def define_eval_flags(flag_values=FLAGS):
         ["compare", "output_dir"], lambda f: f["compare"] is None or bool(f["output_dir"]),
         flag_values=flag_values, message="--compare needs --output_dir=DIR for the side-by-side report.")
     return d.sections
+
+
+def eval_config(flag_values=FLAGS):
+    """The parsed evaluation flags as a `supcon.evaluation.EvalConfig` (lists converted to tuples).
+
+    Args:
+        flag_values: parsed `absl.flags.FlagValues` holding `define_eval_flags()`'s flags.
+            Defaults to the global `FLAGS`.
+
+    Returns:
+        `supcon.evaluation.EvalConfig` (not yet checked against the run: see
+        `supcon.evaluation.inputs.check_evaluation`).
+    """
+    from supcon.evaluation.config import EvalConfig  # noqa: PLC0415  (TensorFlow-free)
+
+    values = {field.name: flag_values[field.name].value for field in dataclasses.fields(EvalConfig)}
+    values["corruptions"] = tuple(values["corruptions"])
+    values["severities"] = tuple(int(s) for s in values["severities"])
+    return EvalConfig(**values)
 
 
 def _markdown_table(title, sections, flag_values):

@@ -5,20 +5,23 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 from absl import flags
 
 import eval as eval_main
-from supcon import console, evaluation, models
+from supcon import console, data, evaluation, models
 from supcon import flags as supcon_flags
+from supcon.training import TrainConfig
+from supcon.training import linear_stage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(corruptions=["gaussian_noise", "fog"], severities=[1, 5], max_test_examples=16, knn_k=20,
              batch_size=16, progress=False)
 
 
-def _write_run(path, method, num_classes=10):
+def _write_run(path, method, num_classes=10, **linear):
     os.makedirs(path, exist_ok=True)
     encoder = models.resnet(18, stem="cifar", width_multiplier=0.125, input_shape=(32, 32, 3))
     if method == "ce":
@@ -26,8 +29,9 @@ def _write_run(path, method, num_classes=10):
     else:
         model = models.SupConModel(encoder, models.ProjectionHead(dims=(16, 8)))
     model.save(os.path.join(path, "model.keras"))
+    # An older run_config.json: of the linear_* settings only epochs and batch size.
     config = {"dataset": "digits", "num_classes": num_classes, "image_size": 32, "method": method, "seed": 0,
-              "linear_epochs": 1, "linear_batch_size": 128}
+              "linear_epochs": 1, "linear_batch_size": 128, **linear}
     with open(os.path.join(path, "run_config.json"), "w") as f:
         json.dump(config, f)
     return str(path)
@@ -63,13 +67,46 @@ def test_report_files_for_a_tiny_model(runs, evaluated):
             assert json.load(f)["clean"]["top1"] == report["clean"]["top1"]
     # The SupCon run had no classifier.keras: eval trained one and kept it in eval/.
     assert os.path.isfile(os.path.join(runs["supcon"], "eval", "classifier.keras"))
-    assert evaluated["supcon"]["classifier"]["optimizer"] == "sgd"
+    # With the run's stage-2 settings; those its run_config.json lacks are TrainConfig's defaults.
+    assert evaluated["supcon"]["classifier"]["optimizer"] == TrainConfig().linear_optimizer
+    assert evaluated["supcon"]["classifier"]["epochs"] == 1
     assert "cross-entropy" in evaluated["ce"]["classifier"]["source"]
 
 
 def test_report_is_deterministic(runs, evaluated):
     again = evaluation.evaluate_run(runs["ce"], output_dir=os.path.join(runs["ce"], "eval2"), **SMALL)
     assert again["corruptions"]["accuracy"] == evaluated["ce"]["corruptions"]["accuracy"]
+
+
+def test_eval_trains_the_classifier_train_py_would(tmp_path):
+    """eval.py's classifier is stage 2 itself: the run's linear_* settings, the --classifier_* flags
+    over them, and the same weights as `supcon.training.linear_stage.train_linear_classifier`."""
+    run = _write_run(tmp_path / "run", "supcon", linear_optimizer="sgd", linear_learning_rate=0.4,
+                     linear_label_smoothing=0.1, linear_augmentation="none", crop_min_scale=0.3)
+    config = evaluation.EvalConfig(model_dir=run, corruptions=(), knn_k=0, max_test_examples=16, batch_size=16,
+                                   progress=False, seed=2, classifier_epochs=2, classifier_batch_size=64)
+    report = evaluation.evaluate_run(config)
+    settings = linear_stage.LinearStageSettings(
+        epochs=2, optimizer="sgd", batch_size=64, learning_rate=0.4, label_smoothing=0.1, augmentation="none",
+        crop_min_scale=0.3)
+    info = report["classifier"]
+    assert {k: info[k] for k in settings.to_json()} == settings.to_json() and info["seed"] == 2
+    assert report["settings"]["classifier"]["epochs"] == 2 and report["settings"]["classifier"]["optimizer"] is None
+
+    model = keras.saving.load_model(os.path.join(run, "model.keras"), compile=False)
+    direct, _ = linear_stage.train_linear_classifier(model.encoder, data.load("digits", "train"), settings,
+                                                     num_classes=10, image_size=32, seed=2)
+    saved = keras.saving.load_model(os.path.join(run, "eval", "classifier.keras"), compile=False)
+    for a, b in zip(saved.classifier_head.get_weights(), direct.classifier_head.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_classifier_settings_are_refused_before_any_work(tmp_path):
+    run = _write_run(tmp_path / "run", "supcon", linear_warmup_epochs=2.0, linear_epochs=4)
+    with pytest.raises(evaluation.EvalInputError, match=r"classifier's settings .*--classifier_epochs.*"
+                       r"`linear_warmup_epochs` must be in \[0, linear_epochs=2\)"):
+        evaluation.evaluate_run(run, classifier_epochs=2, corruptions=(), knn_k=0)
+    assert not os.path.exists(os.path.join(run, "eval"))
 
 
 def _run_cli(argv):
@@ -125,3 +162,23 @@ def test_bad_inputs(runs, tmp_path):
     assert "unknown corruption 'rain'" in _one_line_error([f"--model_dir={runs['ce']}", "--corruptions=fog,rain"])
     assert "No evaluation report" in _one_line_error(
         ["--compare", runs["supcon"], str(tmp_path), f"--output_dir={tmp_path / 'cmp'}"])
+
+
+def test_eval_flags_are_the_config_fields():
+    """Every eval.py flag but --compare is an EvalConfig field, with the field's default."""
+    values = flags.FlagValues()
+    sections = supcon_flags.define_eval_flags(values)
+    names = [name for _, section in sections for name in section]
+    assert sorted(set(names) - {"compare"}) == sorted(evaluation.EvalConfig.__dataclass_fields__)
+    values(["eval.py", "--model_dir=runs/x", "--severities=1,3", "--corruptions=fog", "--classifier_epochs=4"])
+    config = supcon_flags.eval_config(values)
+    assert config == evaluation.EvalConfig(model_dir="runs/x", severities=(1, 3), corruptions=("fog",),
+                                           classifier_epochs=4)
+    assert supcon_flags.eval_config(_parsed_defaults()) == evaluation.EvalConfig(model_dir="runs/x")
+
+
+def _parsed_defaults():
+    values = flags.FlagValues()
+    supcon_flags.define_eval_flags(values)
+    values(["eval.py", "--model_dir=runs/x"])
+    return values

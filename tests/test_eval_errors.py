@@ -23,6 +23,8 @@ import zipfile
 import numpy as np
 import pytest
 
+from supcon.training import TrainConfig
+
 pytestmark = pytest.mark.slow  # One training run, one evaluation and ~55 eval.py processes.
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -161,7 +163,10 @@ CASES = [
     ("max_test_examples_zero", [M, "--max_test_examples=0"], r"--max_test_examples=0: .*positive", None),
     ("seed_negative", [M, "--seed=-1"], r"--seed=-1: .*non-negative", None),
     ("classifier_epochs_zero", [M, "--classifier_epochs=0"], r"--classifier_epochs=0: .*positive", None),
-    ("classifier_optimizer_unknown", [M, "--classifier_optimizer=adagrad"], r"--classifier_optimizer.*auto", None),
+    ("classifier_optimizer_unknown", [M, "--classifier_optimizer=adagrad"], r"--classifier_optimizer.*lars.*rmsprop",
+     None),
+    ("classifier_augmentation_unknown", [M, "--classifier_augmentation=mixup"], r"--classifier_augmentation.*none",
+     None),
     ("unknown_flag", [M, "--knn=5"], r"(?i)unknown command line flag 'knn'", None),
     ("no_run_given", [], r"expected --model_dir=RUN_DIR .* or --compare", None),
     ("model_dir_and_compare", [M, "--compare", "{run}", "{copy}", CMP], r"expected --model_dir=RUN_DIR .* one of",
@@ -243,6 +248,9 @@ CASES = [
      r"supcon model: could not load it \(BadZipFile", _scribble_inside("model.keras")),
     ("classifier_keras_damaged_inside", ["--model_dir={copy}", OUT], r"classifier\.keras in model_dir .* is damaged "
      r"or not a supcon model", _scribble_inside("classifier.keras")),
+    ("classifier_settings_invalid", ["--model_dir={copy}", OUT, "--retrain_classifier", "--classifier_epochs=1"],
+     r"classifier's settings for model_dir .* with --classifier_epochs\) are not valid: `linear_warmup_epochs` must "
+     r"be in \[0, linear_epochs=1\)", _edit_json("run_config.json", lambda c: dict(c, linear_warmup_epochs=2.0))),
 ]
 NATIVE_LOG_LINE = re.compile(r"^(WARNING: All log messages before absl|[IWEF]\d{4} )", re.MULTILINE)
 
@@ -269,7 +277,8 @@ def test_bad_input_is_one_line_and_touches_nothing(run, tmp_path, argv, pattern,
 
 
 def test_run_without_stage_2_overwrite_and_rerun(run, tmp_path):
-    """A run trained with --linear_epochs=0 gets a classifier trained by eval.py (10 epochs, not 0);
+    """A run trained with --linear_epochs=0 gets a classifier trained by eval.py (the default
+    linear_epochs, not 0);
     --overwrite replaces a report of other settings (its stale plots too); the same settings again
     replace the report without --overwrite; --max_test_examples above the test split is said."""
     copy = str(tmp_path / "stage1_only")
@@ -288,5 +297,5 @@ def test_run_without_stage_2_overwrite_and_rerun(run, tmp_path):
         assert sorted(os.listdir(out)) == ["classifier.keras", "reliability_diagram.png", "report.json", "report.md"]
         with open(os.path.join(out, "report.json")) as f:
             report = json.load(f)
-        assert report["classifier"]["epochs"] == 10 and report["corruptions"] is None
+        assert report["classifier"]["epochs"] == TrainConfig().linear_epochs and report["corruptions"] is None
         assert report["clean"]["num_examples"] == 360 and report["settings"]["corruptions"] == []

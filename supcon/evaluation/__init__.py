@@ -5,8 +5,10 @@
 * `corruption_summary`: errors, CE, mCE, relative mCE (AlexNet-normalized for ImageNet-C).
 * `expected_calibration_error`, `reliability_bins`: Guo et al. 2017, 15 equal-width bins.
 * `knn_accuracy`: weighted cosine kNN of Wu et al. 2018.
-* `train_linear_classifier`: stage 2 on a frozen encoder.
-* `evaluate_run(model_dir, ...)`: everything eval.py does; `compare_runs(dirs, out)`: side by side.
+* `train_linear_classifier`: stage 2 on a frozen encoder (`supcon.training.linear_stage`, the one
+  implementation, shared with train.py).
+* `EvalConfig`, `evaluate_run(config)`: everything eval.py does, step by step in
+  `supcon.evaluation.runner`; `compare_runs(dirs, out)`: side by side.
 """
 
 
@@ -23,11 +25,12 @@ _EXPORTS = {
     "corrupt": "supcon.evaluation.corruptions",
     "knn_accuracy": "supcon.evaluation.knn",
     "knn_predict": "supcon.evaluation.knn",
-    "train_linear_classifier": "supcon.evaluation.linear_eval",
+    "train_linear_classifier": "supcon.training.linear_stage",
     "corruption_summary": "supcon.evaluation.metrics",
     "top_k_accuracy": "supcon.evaluation.metrics",
     "compare_runs": "supcon.evaluation.report",
     "write_report": "supcon.evaluation.report",
+    "EvalConfig": "supcon.evaluation.config",
     "EvalInputError": "supcon.evaluation.inputs",
     "evaluate_run": "supcon.evaluation.runner",
 }
@@ -40,6 +43,7 @@ __all__ = [
     "ALL_CORRUPTIONS",
     "BENCHMARK_CORRUPTIONS",
     "EXTRA_CORRUPTIONS",
+    "EvalConfig",
     "EvalInputError",
     "compare_runs",
     "corrupt",

@@ -8,6 +8,7 @@ the clean test split with `supcon.evaluation.corrupt`.
 """
 
 from supcon.evaluation import corruption_params as cp
+from supcon.evaluation.inputs import EvalInputError
 
 # Clean data set name -> (TFDS corrupted builder, split, our name -> TFDS config name).
 TFDS_CORRUPTED = {
@@ -46,3 +47,25 @@ def prepared_in(dataset, corruptions, severities, data_dir):
         return True
     except Exception:  # noqa: BLE001 - any TFDS failure means "not usable", and we generate instead.
         return False
+
+
+def check_prepared(dataset, corruptions, severities, data_dir):
+    """Raises `EvalInputError` unless every requested set is prepared (`--corruption_source=tfds`).
+
+    Args:
+        dataset: str, the clean data set (`cifar10`, `imagenet2012`, ...).
+        corruptions: list of corruption names.
+        severities: list of ints in 1..5.
+        data_dir: str or None, the TFDS data directory.
+    """
+    base = str(dataset).split("/")[0]
+    if base not in TFDS_CORRUPTED:
+        raise EvalInputError(
+            f"--corruption_source=tfds: data set {dataset!r} has no prepared corrupted sets in TFDS (only "
+            f"{', '.join(TFDS_CORRUPTED)} have); use --corruption_source=generate (or auto).")
+    if not prepared_in(dataset, corruptions, severities, data_dir):
+        builder = TFDS_CORRUPTED[base][0]
+        where = f"data_dir {data_dir!r}" if data_dir else "a data directory (none given: pass --data_dir=DIR)"
+        raise EvalInputError(
+            f"--corruption_source=tfds: the {builder} sets of the requested corruptions and severities are not all "
+            f"prepared in {where}; prepare them there, or use --corruption_source=generate (or auto).")

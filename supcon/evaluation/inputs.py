@@ -17,6 +17,7 @@ import zipfile
 
 from supcon import choices
 from supcon.evaluation import corruption_params as cp
+from supcon.evaluation.config import CLASSIFIER_SETTINGS, EvalConfig
 
 # The run directory train.py writes.
 RUN_CONFIG = "run_config.json"
@@ -303,76 +304,73 @@ def evaluation_settings(model_dir, *, dataset, corruptions, severities, corrupti
     }
 
 
-def check_evaluation(model_dir, *, dataset=None, output_dir=None, corruptions=cp.ALL_CORRUPTIONS,
-                     severities=cp.SEVERITIES, corruption_source="auto", seed=0, batch_size=128,
-                     max_test_examples=None, knn_k=choices.KNN_DEFAULT_K,
-                     knn_temperature=choices.KNN_DEFAULT_TEMPERATURE, retrain_classifier=False,
-                     classifier_optimizer="auto", classifier_learning_rate=None, classifier_epochs=None,
-                     classifier_batch_size=None, classifier_augmentation="none", overwrite=False):
+def check_evaluation(config):
     """Checks every input of `evaluate_run` that can be checked without TensorFlow.
 
-    Args: as `supcon.evaluation.evaluate_run`.
+    Args:
+        config: `supcon.evaluation.EvalConfig`.
 
     Returns:
-        dict: `config` (the run's), `dataset`, `output_dir`, `corruptions`, `severities`,
-        `settings` (recorded in the report), `replaces` (an earlier report of the same settings,
-        or any with `overwrite`), `trains_classifier`.
+        dict: `config` (the run's `run_config.json`), `dataset`, `output_dir`, `corruptions`,
+        `severities`, `settings` (recorded in the report), `replaces` (an earlier report of the same
+        settings, or any with `overwrite`), `trains_classifier`.
     """
-    corruptions, severities = check_corruptions(corruptions), check_severities(severities)
+    if not isinstance(config, EvalConfig):
+        raise TypeError(f"`config` must be a supcon.evaluation.EvalConfig. Received: config={config!r}")
+    model_dir, dataset, overwrite = config.model_dir, config.dataset, config.overwrite
+    corruptions, severities = check_corruptions(config.corruptions), check_severities(config.severities)
     if corruptions and not severities:
         raise EvalInputError(f"`severities` (--severities) is empty but {len(corruptions)} corruptions are "
                              "requested; expected some of 1..5, or no corruptions (--corruptions=) to skip the "
                              "sweep. Received: severities=[]")
-    _check_choice("corruption_source", corruption_source, choices.CORRUPTION_SOURCES)
-    seed = _check_int("seed", seed, 0)
-    _check_int("batch_size", batch_size, 1)
-    max_test_examples = _check_int("max_test_examples", max_test_examples, 1, optional=True)
-    knn_k = _check_int("knn_k", knn_k, 0)
-    knn_temperature = _check_positive_float("knn_temperature", knn_temperature)
-    _check_choice("classifier_optimizer", classifier_optimizer, choices.CLASSIFIER_OPTIMIZERS)
-    classifier_learning_rate = _check_positive_float("classifier_learning_rate", classifier_learning_rate,
-                                                     optional=True)
-    classifier_epochs = _check_int("classifier_epochs", classifier_epochs, 1, optional=True)
-    classifier_batch_size = _check_int("classifier_batch_size", classifier_batch_size, 1, optional=True)
-    _check_choice("classifier_augmentation", classifier_augmentation, choices.AUGMENTATIONS)
+    corruption_source = _check_choice("corruption_source", config.corruption_source, choices.CORRUPTION_SOURCES)
+    seed = _check_int("seed", config.seed, 0)
+    _check_int("batch_size", config.batch_size, 1)
+    max_test_examples = _check_int("max_test_examples", config.max_test_examples, 1, optional=True)
+    knn_k = _check_int("knn_k", config.knn_k, 0)
+    knn_temperature = _check_positive_float("knn_temperature", config.knn_temperature)
+    if config.classifier_optimizer is not None:
+        _check_choice("classifier_optimizer", config.classifier_optimizer, choices.OPTIMIZERS)
+    _check_positive_float("classifier_learning_rate", config.classifier_learning_rate, optional=True)
+    _check_int("classifier_epochs", config.classifier_epochs, 1, optional=True)
+    _check_int("classifier_batch_size", config.classifier_batch_size, 1, optional=True)
+    if config.classifier_augmentation is not None:
+        _check_choice("classifier_augmentation", config.classifier_augmentation, choices.AUGMENTATIONS)
     if dataset is not None and (not isinstance(dataset, str) or not dataset.strip()):
         raise EvalInputError(f"`dataset` must be a data set name or None (the run's). Received: dataset={dataset!r}")
     if not isinstance(overwrite, bool):
         raise EvalInputError(f"`overwrite` must be a bool. Received: overwrite={overwrite!r}")
 
-    config = read_run_config(model_dir)
+    run_config = read_run_config(model_dir)
     model_dir = os.fspath(model_dir)
     has_classifier = os.path.isfile(os.path.join(model_dir, CLASSIFIER_FILE))
-    cross_entropy = is_cross_entropy_run(config)
-    trains_classifier = not cross_entropy and (retrain_classifier or not has_classifier)
-    chosen = {"--classifier_optimizer": classifier_optimizer != "auto",
-              "--classifier_learning_rate": classifier_learning_rate is not None,
-              "--classifier_epochs": classifier_epochs is not None,
-              "--classifier_batch_size": classifier_batch_size is not None,
-              "--classifier_augmentation": classifier_augmentation != "none"}
-    if cross_entropy and (retrain_classifier or any(chosen.values())):
-        given = ["--retrain_classifier"] * bool(retrain_classifier) + [k for k, v in chosen.items() if v]
+    cross_entropy = is_cross_entropy_run(run_config)
+    trains_classifier = not cross_entropy and (config.retrain_classifier or not has_classifier)
+    overrides = config.classifier_overrides()
+    given = [f"--classifier_{name}" for name in CLASSIFIER_SETTINGS if name in overrides]
+    if cross_entropy and (config.retrain_classifier or given):
+        given = ["--retrain_classifier"] * bool(config.retrain_classifier) + given
         raise EvalInputError(f"{', '.join(given)}: model_dir {model_dir!r} is a cross-entropy run, evaluated with its "
                              "own classifier head; expected no classifier settings for it.")
-    if not trains_classifier and any(chosen.values()):
-        given = [k for k, v in chosen.items() if v]
+    if not trains_classifier and given:
         verb = "applies" if len(given) == 1 else "apply"
         raise EvalInputError(f"{', '.join(given)} only {verb} when eval.py trains a classifier, but model_dir "
                              f"{model_dir!r} has its {CLASSIFIER_FILE}; add --retrain_classifier to train a new one.")
 
-    dataset = dataset or config["dataset"]
+    dataset = dataset or run_config["dataset"]
+    # The classifier flags as given (None: the run's linear_* setting); the report's `classifier`
+    # block records the settings the classifier was trained with.
     classifier = ({"source": "cross-entropy head"} if cross_entropy else
-                  {"source": "trained by eval.py", "optimizer": classifier_optimizer,
-                   "learning_rate": classifier_learning_rate, "epochs": classifier_epochs,
-                   "batch_size": classifier_batch_size, "augmentation": classifier_augmentation}
+                  {"source": "trained by eval.py",
+                   **{name: getattr(config, f"classifier_{name}") for name in CLASSIFIER_SETTINGS}}
                   if trains_classifier else {"source": f"the run's {CLASSIFIER_FILE}"})
     settings = evaluation_settings(
         model_dir, dataset=dataset, corruptions=corruptions, severities=severities if corruptions else [],
         corruption_source=corruption_source, seed=seed, max_test_examples=max_test_examples, knn_k=knn_k,
         knn_temperature=knn_temperature, classifier=classifier)
-    output_dir = os.fspath(output_dir) if output_dir else os.path.join(model_dir, DEFAULT_OUTPUT_SUBDIR)
+    output_dir = os.fspath(config.output_dir) if config.output_dir else os.path.join(model_dir, DEFAULT_OUTPUT_SUBDIR)
     replaces = check_output_dir(output_dir, model_dir, settings, overwrite)
-    return {"config": config, "dataset": dataset, "output_dir": output_dir, "corruptions": corruptions,
+    return {"config": run_config, "dataset": dataset, "output_dir": output_dir, "corruptions": corruptions,
             "severities": severities, "settings": settings, "replaces": replaces,
             "trains_classifier": trains_classifier}
 

@@ -91,6 +91,7 @@ def build_optimizer(
     momentum=0.9,
     lars_eta=0.001,
     exclusions=DEFAULT_EXCLUSIONS,
+    rmsprop_epsilon=1e-7,
 ):
     """Builds the optimizer `name`.
 
@@ -104,6 +105,9 @@ def build_optimizer(
         lars_eta: float, LARS trust coefficient η. Defaults to 0.001.
         exclusions: regular expressions on variable names spared from decay (and from the LARS
             trust ratio). Defaults to batch-norm parameters and biases.
+        rmsprop_epsilon: float > 0, rmsprop's ε, added inside the square root
+            (`lr * g / sqrt(v + ε)`, as TF1's `tf.train.RMSPropOptimizer`). Defaults to 1e-7,
+            Keras's.
 
     Returns:
         A `keras.optimizers.Optimizer`.
@@ -131,7 +135,8 @@ def build_optimizer(
         )
     common = dict(learning_rate=learning_rate, weight_decay_exclusions=exclusions, name=name)
     if name == "rmsprop":
-        return RMSprop(momentum=momentum, coupled_weight_decay=weight_decay, **common)
+        return RMSprop(momentum=momentum, epsilon=rmsprop_epsilon, coupled_weight_decay=weight_decay,
+                       **common)
     if name == "adam":
         return Adam(coupled_weight_decay=weight_decay, **common)
     if name == "adamw":

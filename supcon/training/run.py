@@ -20,16 +20,12 @@ from supcon import models as models_lib
 from supcon.training import checkpointing, resume, run_dir, schedules
 from supcon.training import strategy as strategy_lib
 from supcon.training.config import TrainConfig
-from supcon.training.linear_stage import compile_linear_classifier
+from supcon.training import linear_stage
 from supcon.training.multi_worker import keras_multi_worker_calls
 from supcon.training.optimizers import build_optimizer
 from supcon.training.precision import set_precision
 from supcon.training.summaries import EpochSummaries
 from supcon.training.teacher import load_teacher, with_teacher_targets
-
-# Stage 2 (Khosla et al. §4, linear evaluation): a linear layer on the frozen encoder, trained
-# with cosine decay and no weight decay, as is usual for linear probes; momentum for SGD-family.
-_LINEAR_MOMENTUM = 0.9
 
 
 def set_up(config):
@@ -371,10 +367,10 @@ def pretrain(run, data, model):
 
 
 def train_linear_classifier(run, data, model):
-    """Stage 2: `LinearClassifier(model.encoder)` on shuffled, un-augmented training images.
+    """Stage 2: `supcon.training.linear_stage.train_linear_classifier` with the run's `linear_*` settings.
 
-    The images come from a seeded stream (`pipeline(..., repeat=True)`) read `steps_per_epoch`
-    batches per epoch, so a rerun after a kill trains the same classifier.
+    The classifier depends on the seed alone (a seeded stream read `steps_per_epoch` batches per
+    epoch, the head initialized right after reseeding), so a rerun after a kill trains the same one.
 
     Args:
         run: `Run` (`linear_*` fields of its config).
@@ -388,25 +384,11 @@ def train_linear_classifier(run, data, model):
     config = run.config
     if config.method == "ce" or not config.linear_epochs:
         return None
-    # The training stream with one un-augmented view: each pass shuffled, seeded.
-    images = data_lib.pipeline(
-        data.train_source, "train", views=1, augmentation="none",
-        batch_size=config.linear_batch_size, training=True, image_size=data.image_size,
-        seed=config.seed, repeat=True,
-    ).map(lambda views, labels: (views[:, 0], labels))
-    steps_per_epoch = max(data.train_source.num_examples // config.linear_batch_size, 1)
-    # The head's initial weights must not depend on how many random ops ran before (a resumed
-    # run ran fewer): reseed, so stage 2 starts from a function of the seed alone.
-    keras.utils.set_random_seed(config.seed)
-    with run.strategy.scope():
-        classifier = compile_linear_classifier(
-            model.encoder, data.num_classes, optimizer=config.linear_optimizer,
-            learning_rate=config.linear_learning_rate, batch_size=config.linear_batch_size,
-            decay_steps=config.linear_epochs * steps_per_epoch, momentum=_LINEAR_MOMENTUM,
-        )
-    with keras_multi_worker_calls([classifier], run.strategy):
-        classifier.fit(images, epochs=config.linear_epochs, steps_per_epoch=steps_per_epoch,
-                       shuffle=False, verbose=config.verbose)
+    classifier, _ = linear_stage.train_linear_classifier(
+        model.encoder, data.train_source, linear_stage.LinearStageSettings.from_config(config),
+        num_classes=data.num_classes, image_size=data.image_size, seed=config.seed,
+        strategy=run.strategy, verbose=config.verbose,
+    )
     return classifier
 
 

@@ -4,10 +4,10 @@ import doctest
 
 import pytest
 
-from supcon.evaluation import calibration, corrupted_data, corruption_params, corruptions, inputs, knn
-from supcon.evaluation import linear_eval, metrics
+from supcon.evaluation import calibration, config, corrupted_data, corruption_params, corruptions, inference
+from supcon.evaluation import inputs, knn, metrics
 
-MODULES = [calibration, corrupted_data, corruption_params, corruptions, inputs, knn, linear_eval, metrics]
+MODULES = [calibration, config, corrupted_data, corruption_params, corruptions, inference, inputs, knn, metrics]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
