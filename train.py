@@ -40,8 +40,8 @@ def main(argv):
 
     run = steps.start(config)  # Strategy, seeds, determinism, precision.
     data = steps.build_data(run)  # Splits and the seeded, infinite training stream.
-    steps.claim_run_directory(run, data)  # Lock it; refuse a different run; resume the same.
     model = steps.build_training_model(run, data)  # Encoder + head, loss, optimizer.
+    steps.claim_run_directory(run, data)  # Lock it; refuse a different run; resume the same.
     steps.pretrain(run, data, model)  # fit from the last checkpoint; saves model.keras.
     classifier = steps.train_linear_classifier(run, data, model)  # Frozen encoder.
     results = steps.evaluate(run, data, model, classifier)  # Test accuracy.

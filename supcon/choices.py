@@ -16,6 +16,5 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 # eval.py.
 CORRUPTION_SOURCES = ("auto", "tfds", "generate")
-CLASSIFIER_OPTIMIZERS = ("auto", "sgd", "rmsprop")  # supcon.evaluation.linear_eval
 KNN_DEFAULT_K = 200  # Wu et al. 2018 §4.1.
 KNN_DEFAULT_TEMPERATURE = 0.07  # Wu et al. 2018 §3.1, tau = 0.07.

@@ -88,7 +88,7 @@ def define_train_flags(flag_values=FLAGS):
             lower_bound=1e-3, upper_bound=1.0)
     d.train("float", "color_jitter_strength", "SimCLR's colour strength s: brightness, contrast, saturation, hue "
             "jitter of 0.8s, 0.8s, 0.8s, 0.2s (0.5: the SupCon CIFAR code's ColorJitter(0.4, 0.4, 0.4, 0.1); 1.0: ImageNet).",
-            lower_bound=0.0)
+            lower_bound=0.0, upper_bound=2.5)
     d.train("enum", "blur", "Gaussian blur (p 0.5) in simaugment / stacked_randaugment: auto blurs images of 128 px or more.",
             enum_values=["auto", "on", "off"])
     d.train("integer", "randaugment_layers", "RandAugment: ops applied per image (N).", lower_bound=0)
@@ -103,6 +103,9 @@ def define_train_flags(flag_values=FLAGS):
     d.train("enum", "method", "supcon: SupCon loss (Khosla et al. Eq. 2); simclr: NT-Xent; genscl: generalized "
             "SupCon on label distributions (Kim et al. 2022); ce: cross-entropy baseline.",
             enum_values=list(choices.METHODS))
+    d.train("string", "encoder", "resnet: supcon's ResNet (--depth, --resnet_version, --width_multiplier, --stem); "
+            "keras:NAME: any keras.applications architecture (e.g. keras:EfficientNetB0), randomly initialized, "
+            "include_top=False, average-pooled; tested: keras:EfficientNetB0, keras:MobileNetV2.")
     d.train("enum", "depth", "ResNet depth.", enum_values=["18", "34", "50", "101", "152", "200"])
     d.train("enum", "resnet_version", "v1 (post-activation, the paper's) or v2 (pre-activation).",
             enum_values=["v1", "v2"])
@@ -135,8 +138,12 @@ def define_train_flags(flag_values=FLAGS):
             lower_bound=1)
     d.train("integer", "loss_block_size", "Compute the loss in blocks of this many anchors (memory for large batches).",
             lower_bound=1)
-    d.train("string", "teacher", "GenSCL knowledge distillation: a SavedModel (from train.py's saved_model/) whose "
-            "`probabilities` are mixed into the label distributions.")
+    d.train("integer", "queue_size", "Keys kept in a labelled memory queue, contrasted with every batch (0: no queue): "
+            "small-batch SupCon/SimCLR/GenSCL with a momentum key encoder (MoCo, He et al. 2020).", lower_bound=0)
+    d.train("float", "key_encoder_momentum", "Momentum m of the key encoder: key = m * key + (1 - m) * query after "
+            "each step (with --queue_size).", lower_bound=0.0, upper_bound=0.999999)
+    d.train("string", "teacher", "GenSCL knowledge distillation: a SavedModel (from train.py's saved_model/); "
+            "its softmax(logits / --kd_temperature) on the same views is a second target, weighted by --kd_alpha.")
     d.train("float", "kd_alpha", "GenSCL distillation: the loss on the label distributions plus kd_alpha times the "
             "loss on the teacher's distributions (kiimmm/GenSCL `--KD-alpha`).", lower_bound=0.0)
     d.train("float", "kd_temperature", "Temperature of the teacher's softmax (kiimmm/GenSCL `--KD-temp`).",
@@ -194,6 +201,8 @@ def define_train_flags(flag_values=FLAGS):
             lower_bound=0.0, upper_bound=0.999)
     d.train("enum", "linear_augmentation", "Augmentation of the classifier's training images.",
             enum_values=list(choices.AUGMENTATIONS))
+    d.train("boolean", "linear_normalize_input", "The classifier sees the L2-normalized embedding (the official "
+            "ImageNet SupCon runs' normalize_embedding).")
 
     d.section("Run, distribution and fault tolerance")
     d.train("string", "model_dir", "Run directory: checkpoints, summaries, run_config.json, models, results.")
@@ -216,6 +225,9 @@ def define_train_flags(flag_values=FLAGS):
              "applied, validated) as one JSON object, as run_config.json holds them, and exit without "
              "touching data or --model_dir.")
 
+    flags.register_validator(
+        "encoder", lambda v: v == "resnet" or (v.startswith("keras:") and len(v) > len("keras:")),
+        flag_values=flag_values, message="--encoder must be resnet or keras:NAME (a keras.applications architecture, e.g. keras:EfficientNetB0).")
     flags.register_validator(
         "head_dims", lambda v: len(v) >= 1 and _int_list("head_dims", v),
         flag_values=flag_values, message="--head_dims must be a comma-separated list of positive integers, e.g. 512,128.")
@@ -240,6 +252,13 @@ def define_train_flags(flag_values=FLAGS):
         lambda f: f["lr_schedule"] != "piecewise" or (
             bool(f["lr_boundaries"]) and all(float(b) > (f["warmup_epochs"] or 0) for b in f["lr_boundaries"])),
         flag_values=flag_values, message="--lr_schedule=piecewise needs --lr_boundaries (epochs after --warmup_epochs).")
+    flags.register_multi_flags_validator(
+        ["positives_cap", "views"], lambda f: f["positives_cap"] is None or f["positives_cap"] % f["views"] == 0,
+        flag_values=flag_values, message="--positives_cap must be a multiple of --views (whole samples are kept, "
+        "each with all its views, as the official code counts them).")
+    flags.register_multi_flags_validator(
+        ["queue_size", "method"], lambda f: f["queue_size"] == 0 or f["method"] != "ce",
+        flag_values=flag_values, message="--queue_size is for the contrastive methods (supcon, simclr, genscl), not ce.")
     flags.register_multi_flags_validator(
         ["strategy", "tpu"], lambda f: f["tpu"] is None or f["strategy"] == "tpu",
         flag_values=flag_values, message="--tpu is only used with --strategy=tpu.")

@@ -40,7 +40,8 @@ def test_defaults_are_the_config_defaults(parse):
 def test_every_flag_is_a_config_field_and_documented():
     sections = supcon_flags.define_train_flags(flags.FlagValues())
     names = [n for _, section in sections for n in section]
-    assert sorted(names) == sorted(TrainConfig.__dataclass_fields__)
+    # Every flag is a setting of the run, but --print_config, which only shows them.
+    assert sorted(set(names) - {"print_config"}) == sorted(TrainConfig.__dataclass_fields__)
     text = supcon_flags.markdown()
     assert all(f"`--{n}`" in text for n in names)
 

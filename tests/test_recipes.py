@@ -144,6 +144,7 @@ SUPCON_IMAGENET_R50 = {
     "linear_weight_decay": (1e-6, f"{_GR}scripts/supcon_imagenet_resnet50.sh: --stage_2_weight_decay=1e-6"),
     "linear_label_smoothing": (0.05, f"{_GR}configs.sh IMAGENET_FLAGS: --label_smoothing=0.05"),
     "linear_augmentation": ("autoaugment", f"{_GR}launcher.py: one input_fn for both stages"),
+    "linear_normalize_input": (True, f"{_GR}hparams_flags: normalize_classifier_inputs=FLAGS.normalize_embedding"),
 }
 
 SUPCON_IMAGENET_R200 = dict(SUPCON_IMAGENET_R50, **{
@@ -171,6 +172,7 @@ SIMCLR_IMAGENET_R50 = dict(SUPCON_IMAGENET_R50, **{
     "head_dims": ((2048, 2048, 128), f"{_GR}configs.sh SIMCLR_FLAGS: --projection_head_layers=2048,2048,128"),
     "head_batch_norm": (True, f"{_GR}configs.sh SIMCLR_FLAGS: --use_projection_batch_norm=True"),
     "head_normalize_input": (False, f"{_GR}configs.sh SIMCLR_FLAGS: --normalize_embedding=False"),
+    "linear_normalize_input": (False, f"{_GR}configs.sh SIMCLR_FLAGS: --normalize_embedding=False"),
     "learning_rate": (0.3, f"{_GR}scripts/simclr_imagenet_resnet50.sh: --stage_1_base_learning_rate=0.3"),
     "weight_decay": (1e-4, f"{_GR}scripts/simclr_imagenet_resnet50.sh: --stage_1_weight_decay=1e-4"),
     "epochs": (100, f"{_GR}scripts/simclr_imagenet_resnet50.sh: --stage_1_epochs=100"),

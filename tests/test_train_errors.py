@@ -142,6 +142,11 @@ CASES = [
          [r"train\.py: flags .*: --lr_schedule=piecewise needs --lr_boundaries .*"]),
     Case("tpu_without_tpu_strategy", [*RUN, "--tpu=local"],
          [r"train\.py: flags .*: --tpu is only used with --strategy=tpu\."]),
+    Case("positives_cap_not_a_multiple_of_views", [*RUN, "--positives_cap=3"],
+         [r"train\.py: flags positives_cap=3, views=2: --positives_cap must be a multiple of "
+          r"--views .*"]),
+    Case("malformed_encoder", [*RUN, "--encoder=efficientnet"],
+         [r"train\.py: flag --encoder=efficientnet: --encoder must be resnet or keras:NAME .*"]),
     Case("unknown_flag", [*RUN, "--epoch=3"],
          [r"train\.py: Unknown command line flag 'epoch'\. Did you mean: epochs \?"]),
     Case("missing_flagfile", [*RUN, "--flagfile={tmp}/missing.flags"],
@@ -176,6 +181,12 @@ CASES = [
           r"at least two\. .*"], _one_class),
     Case("folder_unreadable", [*RUN, "--dataset=folder:{tmp}/images"],
          [r"train\.py: .*no readable images.*"], _unreadable),
+    Case("unknown_keras_encoder", [*RUN, "--encoder=keras:EfficientNetB9"],
+         [r"train\.py: `encoder` must be 'resnet' or 'keras:NAME' with NAME one of .*EfficientNetB0.* "
+          r"Received: encoder='keras:EfficientNetB9'"]),
+    Case("keras_encoder_too_small_images", [*RUN, "--encoder=keras:ResNet50V2", "--image_size=8"],
+         [r"train\.py: keras\.applications\.ResNet50V2 does not accept images of shape "
+          r"\(8, 8, 3\): .*"]),
     Case("batch_larger_than_data", [*RUN, "--batch_size=2048"],
          [r"train\.py: `batch_size` is larger than the 1437 training examples\. "
           r"Received: batch_size=2048"]),

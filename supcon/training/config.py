@@ -75,6 +75,9 @@ class TrainConfig:
     denominator: str = "all"
     positives_cap: int | None = None
     loss_block_size: int | None = None
+    # A labelled memory queue of K keys from a momentum key encoder (0: none; MoCo, He et al. 2020).
+    queue_size: int = 0
+    key_encoder_momentum: float = 0.999
     teacher: str | None = None
     # GenSCL distillation as kiimmm/GenSCL: loss(labels) + kd_alpha * loss(teacher's softmax(logits / T)).
     kd_alpha: float = 1.0
@@ -112,6 +115,7 @@ class TrainConfig:
     linear_lr_boundaries: tuple = ()
     linear_label_smoothing: float = 0.0
     linear_augmentation: str = "none"
+    linear_normalize_input: bool = False
     # Run, distribution and fault tolerance.
     model_dir: str = "runs/digits_supcon"
     overwrite: bool = False

@@ -89,6 +89,8 @@ class LinearStageSettings:
         label_smoothing: float in [0, 1), of the cross-entropy.
         augmentation: a `supcon.data` augmentation name for the training images ("none": the
             un-augmented, resized images).
+        normalize_input: bool, the classifier sees the L2-normalized embedding (the official TF
+            code's `normalize_embedding`, its ImageNet SupCon runs).
         crop_min_scale: float in (0, 1], the run's smallest crop area (`crop_flip` and the other
             cropping policies crop `(crop_min_scale, 1)` of the image).
         color_jitter_strength: float >= 0, the run's colour strength (simaugment,
@@ -116,6 +118,7 @@ class LinearStageSettings:
     lr_boundaries: tuple = _TRAIN_DEFAULTS["linear_lr_boundaries"]
     label_smoothing: float = _TRAIN_DEFAULTS["linear_label_smoothing"]
     augmentation: str = _TRAIN_DEFAULTS["linear_augmentation"]
+    normalize_input: bool = _TRAIN_DEFAULTS["linear_normalize_input"]
     crop_min_scale: float = _TRAIN_DEFAULTS["crop_min_scale"]
     color_jitter_strength: float = _TRAIN_DEFAULTS["color_jitter_strength"]
     blur: str = _TRAIN_DEFAULTS["blur"]
@@ -377,7 +380,7 @@ def build_linear_classifier(encoder, num_classes, settings, *, steps_per_epoch):
         >>> classifier.encoder.trainable, round(float(classifier.optimizer.learning_rate), 5)
         (False, 0.0125)
     """
-    classifier = models_lib.LinearClassifier(encoder, num_classes)
+    classifier = models_lib.LinearClassifier(encoder, num_classes, normalize=settings.normalize_input)
     classifier.compile(
         optimizer=linear_optimizer(settings, steps_per_epoch),
         loss=SmoothedSparseCategoricalCrossentropy(label_smoothing=settings.label_smoothing),

@@ -1,7 +1,7 @@
 """One training run from a `TrainConfig`: pre-train, linear-evaluate, export (no absl FLAGS here).
 
 The run is a few steps, each one call: `start` (strategy, seeds) → `build_data` →
-`claim_run_directory` → `build_training_model` → `pretrain` (resumable) →
+`build_training_model` → `claim_run_directory` (nothing is written before) → `pretrain` (resumable) →
 `train_linear_classifier` → `evaluate` → `export`. `train.py` calls them in that order;
 `train(config)` does the same in one call, for notebooks. Resuming at any step is
 `supcon.training.resume`; the Keras multi-worker workaround is `supcon.training.multi_worker`;
@@ -80,14 +80,17 @@ def build_model(config, num_classes, image_size):
     Returns:
         The model (uncompiled).
     """
-    encoder = models_lib.resnet(
-        config.depth,
-        version=config.resnet_version,
-        width_multiplier=config.width_multiplier,
-        stem=config.stem,
-        input_shape=(image_size, image_size, 3),
-        synchronized_bn=config.synchronized_bn,
-    )
+    if config.encoder == "resnet":
+        encoder = models_lib.resnet(
+            config.depth,
+            version=config.resnet_version,
+            width_multiplier=config.width_multiplier,
+            stem=config.stem,
+            input_shape=(image_size, image_size, 3),
+            synchronized_bn=config.synchronized_bn,
+        )
+    else:
+        encoder = models_lib.keras_application(config.encoder, (image_size, image_size, 3))
     if config.method == "ce":
         model = models_lib.CrossEntropyModel(
             encoder, num_classes, label_smoothing=config.label_smoothing
@@ -99,6 +102,8 @@ def build_model(config, num_classes, image_size):
                                       normalize_input=config.head_normalize_input,
                                       last_bias=config.head_last_bias),
             num_classes=num_classes if config.online_classifier else None,
+            **(dict(queue_size=config.queue_size, key_encoder_momentum=config.key_encoder_momentum)
+               if config.queue_size else {}),
         )
     model(tf.zeros((1, image_size, image_size, 3)), training=False)  # Creates every variable.
     return model
@@ -211,6 +216,10 @@ def build_data(run):
             views=config.views,
             augmentation=config.augmentation,
             crop_scale=(config.crop_min_scale, 1.0),
+            color_jitter_strength=config.color_jitter_strength,
+            blur=config.blur,
+            num_ops=config.randaugment_layers,
+            magnitude=config.randaugment_magnitude,
             batch_size=config.batch_size,
             training=True,
             seed=config.seed,
@@ -462,9 +471,9 @@ def train(config=TrainConfig(), *, strategy=None):
     """
     run = start(config, strategy=strategy)
     data = build_data(run)
+    model = build_training_model(run, data)
     claim_run_directory(run, data)
     try:
-        model = build_training_model(run, data)
         pretrain(run, data, model)
         classifier = train_linear_classifier(run, data, model)
         results = evaluate(run, data, model, classifier)

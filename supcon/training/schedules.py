@@ -183,7 +183,10 @@ def build_schedule(
                 "`boundaries` must be strictly increasing epochs after the warmup "
                 f"(> {warmup_epochs}). Received: boundaries={boundaries}"
             )
-        step_boundaries = [int(round(b * steps_per_epoch)) - warmup_steps for b in boundaries]
+        # Keras' PiecewiseConstantDecay keeps a value up to and including its boundary step; the
+        # decay at epoch b starts at the first step of epoch b + 1 (0-based step b * steps), as
+        # HobbitLong's main_linear.py (`epoch > 60`, 1-based epochs) does: hence the - 1.
+        step_boundaries = [int(round(b * steps_per_epoch)) - warmup_steps - 1 for b in boundaries]
         values = [peak * decay_rate**i for i in range(len(step_boundaries) + 1)]
         after = keras.optimizers.schedules.PiecewiseConstantDecay(step_boundaries, values)
     else:

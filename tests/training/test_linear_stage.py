@@ -103,13 +103,12 @@ def test_hobbitlong_cifar_schedule_and_optimizer():
     assert optimizer.momentum == 0.9 and optimizer.weight_decay_rate == 0.0 and not optimizer.layer_adaptation
 
 
-@pytest.mark.xfail(strict=True, reason="build_schedule's piecewise decay is keras PiecewiseConstantDecay, whose "
-                   "`step <= boundary` keeps the old rate for step 60*97, the first step of epoch 61, which "
-                   "main_linear.py's per-epoch adjust_learning_rate (`epoch > 60`, 1-based) already decays")
 def test_piecewise_decays_at_the_first_step_of_the_epoch():
     steps = ls.steps_per_epoch(HOBBITLONG, CIFAR10_TRAIN)
     schedule = ls.linear_schedule(HOBBITLONG, steps)
-    np.testing.assert_allclose(_rates(schedule, [60 * 97, 75 * 97, 90 * 97]), [1.0, 0.2, 0.04], rtol=1e-6)
+    # main_linear.py's adjust_learning_rate, per 1-based epoch: lr * 0.2 ** sum(epoch > [60, 75, 90]).
+    np.testing.assert_allclose(_rates(schedule, [60 * 97 - 1, 60 * 97, 75 * 97, 90 * 97]),
+                               [5.0, 1.0, 0.2, 0.04], rtol=1e-6)
 
 
 def test_google_imagenet_schedule_and_optimizer():
