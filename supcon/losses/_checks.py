@@ -220,3 +220,83 @@ def check_same_batch(name, tensor, features, axis=0):
         ]
     ):
         return tf.identity(tensor)
+
+
+def contrast_features_to_float32(contrast_features, features):
+    """Checks the extra contrast keys are float `[keys, dim]` with the features' dim; returns float32."""
+    keys = to_tensor(
+        "contrast_features", contrast_features, "a float tensor [keys, dim] of L2-normalized keys"
+    )
+    if not keys.dtype.is_floating:
+        raise ValueError(
+            "`contrast_features` must be a floating-point tensor [keys, dim] of L2-normalized keys. "
+            f"Received: contrast_features.dtype={keys.dtype.name}"
+        )
+    if keys.shape.rank != 2:
+        raise ValueError(
+            "`contrast_features` must have shape [keys, dim] (one row per key, no views axis). "
+            f"Received: contrast_features.shape={keys.shape}"
+        )
+    keys = tf.cast(keys, tf.float32)
+    expected, received = features.shape[2], keys.shape[1]
+    message = (
+        "`contrast_features` must have the embedding size of `features` ([keys, dim] with "
+        "dim = the flattened size after the views axis of `features`). Received: "
+    )
+    if expected is not None and received is not None:
+        if expected != received:
+            raise ValueError(message + f"contrast_features.shape={keys.shape}, features dim={expected}")
+        return keys
+    return with_checks(
+        keys,
+        [
+            tf.debugging.Assert(
+                tf.equal(tf.shape(keys)[1], tf.shape(features)[2]),
+                [message + "contrast_features dim, features dim =", tf.shape(keys)[1], tf.shape(features)[2]],
+            )
+        ],
+    )
+
+
+def check_same_keys(name, tensor, keys):
+    """Raises if `tensor` does not have one row per key of `contrast_features`."""
+    expected, received = keys.shape[0], tensor.shape[0]
+    message = f"`{name}` must have one row per key of `contrast_features`"
+    if expected is not None and received is not None:
+        if expected != received:
+            raise ValueError(
+                f"{message} ({expected} keys). Received: {name}.shape={tensor.shape}, "
+                f"contrast_features.shape={keys.shape}"
+            )
+        return tensor
+    with tf.control_dependencies(
+        [tf.debugging.assert_equal(tf.shape(tensor)[0], tf.shape(keys)[0], message=message)]
+    ):
+        return tf.identity(tensor)
+
+
+def contrast_valid_to_bool(contrast_valid, keys):
+    """The bool `[keys]` mask of filled key slots (all true when None)."""
+    if contrast_valid is None:
+        return tf.ones(tf.shape(keys)[:1], tf.bool)
+    valid = to_tensor("contrast_valid", contrast_valid, "a bool tensor [keys]")
+    if valid.dtype != tf.bool or valid.shape.rank != 1:
+        raise ValueError(
+            "`contrast_valid` must be a bool tensor [keys] (true for filled key slots). "
+            f"Received: contrast_valid.dtype={valid.dtype.name}, contrast_valid.shape={valid.shape}"
+        )
+    return check_same_keys("contrast_valid", valid, keys)
+
+
+def check_contrast_arguments(contrast_features, contrast_valid, **contrast_targets):
+    """Refuses key labels or a valid mask without `contrast_features`."""
+    if contrast_features is not None:
+        return
+    given = {"contrast_valid": contrast_valid, **contrast_targets}
+    for name, value in given.items():
+        if value is not None:
+            raise ValueError(
+                f"`{name}` describes extra contrast keys and needs `contrast_features` "
+                f"(float [keys, dim]). Received: contrast_features=None, {name} of type "
+                f"{type(value).__name__}"
+            )

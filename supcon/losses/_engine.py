@@ -8,8 +8,11 @@ the (global) batch,
 with non-negative pair weights ``w`` (binary positives for SupCon / SimCLR,
 label similarities for GenSCL) and a denominator ``D`` (Khosla et al.,
 arXiv 2004.11362, Eq. 2; the "inside" summation of Eq. 3 moves the mean inside
-the log). This module computes that for a block of anchor rows against every
-contrast column, and runs the blocks either densely or with recomputation.
+the log). The ``j`` may also run over extra contrast keys (a MoCo-style memory
+queue, He et al., arXiv 1911.05722): key columns follow the batch columns,
+are never anchors and are not gathered across replicas. This module computes
+that for a block of anchor rows against every contrast column, and runs the
+blocks either densely or with recomputation.
 
 Why this is hand-written: neither Keras 3, keras-cv nor keras-hub ship a
 supervised contrastive loss; TF Model Garden and the official code materialize
@@ -295,14 +298,19 @@ def contrastive_per_sample(
     positives_cap,
     block_size,
     replica_tensors=(),
+    keys=None,
+    key_valid=None,
+    key_weights_fn=None,
 ):
     """Lays out anchors and contrasts over the global batch and averages per sample.
 
     Anchors are this replica's views (all of them, or view 0 with
     `contrast_mode="one"`); contrasts are every view of every sample of the
-    global batch, view-major (view 0 of all samples, then view 1, ...).
-    `positives_cap` keeps the first `positives_cap // views` other positive
-    samples by global index, each with all its views.
+    global batch, view-major (view 0 of all samples, then view 1, ...),
+    followed by the keys, if any. `positives_cap` keeps the first
+    `positives_cap // views` other positive samples by global index, each with
+    all its views, then fills what is left of the cap with positive keys, one
+    view each, in slot order.
 
     Args:
       features: float32 `[local_batch, views, dim]`.
@@ -312,6 +320,12 @@ def contrastive_per_sample(
         positives_cap, block_size: see `supcon.losses.supcon_loss`.
       replica_tensors: `[local_batch, ...]` tensors (labels) that must be
         gathered alongside the features.
+      keys: None or float32 `[keys, dim]` extra contrast columns. Every
+        replica holds the same keys, so they are appended once, not gathered.
+      key_valid: bool `[keys]` (with `keys`): false slots are absent, out of
+        both numerator and denominator.
+      key_weights_fn: `(pairs: Pairs) -> float32 [rows, keys]` (with `keys`),
+        the non-negative weight of each (anchor, key) pair.
 
     Returns:
       `(per_sample, valid)`: float32 `[local_batch]` (mean over anchor views,
@@ -327,6 +341,11 @@ def contrastive_per_sample(
     contrasts = tf.reshape(tf.transpose(global_features, [1, 0, 2]), [-1, dim])
     contrast_samples = tf.tile(tf.range(global_batch), [views])
     contrast_views = tf.repeat(tf.range(views), global_batch)
+    if keys is not None:
+        # Absent slots are zeroed as well as masked: whatever an unfilled queue
+        # holds (even NaN) must not reach the logits' gradients (0 * NaN = NaN).
+        keys = tf.where(key_valid[:, None], keys, 0.0)
+        contrasts = tf.concat([contrasts, keys], axis=0)
 
     anchor_views_count = views if contrast_mode == "all" else 1
     anchor_features = features[:, :anchor_views_count] if contrast_mode == "one" else features
@@ -336,23 +355,27 @@ def contrastive_per_sample(
 
     def block_fn(anchor_block, contrasts, row_info, is_real):
         block_samples, block_views = row_info
-        # Column of the anchor itself in the view-major contrast layout.
+        pairs = Pairs(
+            anchor_samples=block_samples,
+            anchor_local=block_samples - offset,
+            anchor_views=block_views,
+            contrast_samples=contrast_samples,
+            contrast_views=contrast_views,
+            gathered=gathered,
+        )
+        # Column of the anchor itself in the view-major contrast layout (never a key column).
         self_column = block_views * global_batch + block_samples
         is_self = tf.equal(self_column[:, None], tf.range(tf.shape(contrasts)[0])[None, :])
-        weights = pair_weights_fn(
-            Pairs(
-                anchor_samples=block_samples,
-                anchor_local=block_samples - offset,
-                anchor_views=block_views,
-                contrast_samples=contrast_samples,
-                contrast_views=contrast_views,
-                gathered=gathered,
+        # Batch columns first; the keys' part (if any) is handled alongside.
+        weights = pair_weights_fn(pairs)
+        weights = tf.where(is_self[:, : views * global_batch], 0.0, weights)
+        batch_drop = key_drop = None
+        if keys is not None:
+            key_absent = tf.logical_not(
+                tf.broadcast_to(key_valid[None, :], [tf.shape(weights)[0], tf.shape(keys)[0]])
             )
-        )
-        if is_real is not None:  # Padding rows of the blocked path: no positives.
-            weights = weights * tf.cast(is_real, tf.float32)[:, None]
-        weights = tf.where(is_self, 0.0, weights)
-        drop_mask = None
+            key_weights = tf.where(key_absent, 0.0, key_weights_fn(pairs))
+            key_drop = key_absent
         if positives_cap is not None:
             # As the official code counts it (google-research supcon/losses.py,
             # `_cap_positives_mask`): the cap keeps whole samples, the first
@@ -365,9 +388,27 @@ def contrastive_per_sample(
             by_view = tf.reshape(others, [tf.shape(others)[0], views, global_batch])
             other_samples = tf.reduce_any(by_view, axis=1)
             rank = tf.cumsum(tf.cast(other_samples, tf.int32), axis=1)
-            kept_samples = tf.tile(rank <= positives_cap // views, [1, views])
-            drop_mask = tf.logical_and(others, tf.logical_not(kept_samples))
-            weights = weights * tf.cast(tf.logical_not(drop_mask), tf.float32)
+            kept = rank <= positives_cap // views
+            batch_drop = tf.logical_and(others, tf.logical_not(tf.tile(kept, [1, views])))
+            weights = tf.where(batch_drop, 0.0, weights)
+            if keys is not None:
+                # Keys are single views: they fill what the batch samples left
+                # of the cap (positives_cap - views * kept samples), one
+                # positive each, in slot order.
+                kept_samples = tf.reduce_sum(tf.cast(tf.logical_and(other_samples, kept), tf.int32), axis=1)
+                kept_views = views * kept_samples
+                key_rank = tf.cumsum(tf.cast(key_weights > 0.0, tf.int32), axis=1)
+                over_cap = key_rank > (positives_cap - kept_views)[:, None]
+                key_drop = tf.logical_or(key_drop, tf.logical_and(key_weights > 0.0, over_cap))
+                key_weights = tf.where(key_drop, 0.0, key_weights)
+        drop_mask = batch_drop
+        if keys is not None:
+            if batch_drop is None:
+                batch_drop = tf.zeros_like(weights, dtype=tf.bool)
+            drop_mask = tf.concat([batch_drop, key_drop], axis=1)
+            weights = tf.concat([weights, key_weights], axis=1)
+        if is_real is not None:  # Padding rows of the blocked path: no positives.
+            weights = weights * tf.cast(is_real, tf.float32)[:, None]
         return block_losses(
             anchor_block,
             contrasts,

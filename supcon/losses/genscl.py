@@ -11,6 +11,10 @@ latent similarities,
 
     L_i = - sum_{j != i}  y_ij * log( exp(z_i.z_j / tau) / sum_{a != i} exp(z_i.z_a / tau) ).
 
+With extra contrast keys (a memory queue, `contrast_features` with their
+`contrast_label_distributions`), `j`, `k` and `a` also run over the valid keys;
+keys are never anchors.
+
 Label vectors are soft labels (MixUp / CutMix applied per view) or a teacher's
 probabilities. Knowledge distillation adds a second term, as the official code
 does (kiimmm/GenSCL `genscl.py`: `criterion(features, labels) + KD_alpha *
@@ -63,20 +67,57 @@ def _distributions_per_view(label_distributions, features):
                 f"label_distributions.shape={distributions.shape}"
             )
     distributions = _checks.check_same_batch("label_distributions", distributions, features)
-    # Only the direction of a row matters (cosine), so rows need not sum to 1;
-    # but a negative entry would bend the similarities and an all-zero row (e.g.
-    # `tf.one_hot` of an out-of-range id) would silently drop the sample.
+    distributions = _check_rows("label_distributions", distributions)
+    if rank == 2:
+        distributions = tf.repeat(distributions[:, None], tf.shape(features)[1], axis=1)
+    # Cosine similarity = dot product of unit vectors.
+    return tf.math.l2_normalize(distributions, axis=-1)
+
+
+def _check_rows(name, distributions, valid=None):
+    """`distributions`, checked to hold finite, non-negative rows with a positive sum.
+
+    Only the direction of a row matters (cosine), so rows need not sum to 1;
+    but a negative entry would bend the similarities and an all-zero row (e.g.
+    `tf.one_hot` of an out-of-range id) would silently drop the sample.
+    `valid` (bool `[rows]`) exempts absent key slots, which may hold anything.
+    """
     valid_rows = tf.logical_and(
         tf.reduce_all(tf.logical_and(distributions >= 0, tf.math.is_finite(distributions)), axis=-1),
         tf.reduce_sum(distributions, axis=-1) > 0,
     )
+    if valid is not None:
+        valid_rows = tf.logical_or(valid_rows, tf.logical_not(valid))
     checks = _checks.check_values(
-        "label_distributions", valid_rows, "hold finite, non-negative rows with a positive sum", distributions
+        name, valid_rows, "hold finite, non-negative rows with a positive sum", distributions
     )
-    distributions = _checks.with_checks(distributions, checks)
-    if rank == 2:
-        distributions = tf.repeat(distributions[:, None], tf.shape(features)[1], axis=1)
-    # Cosine similarity = dot product of unit vectors.
+    return _checks.with_checks(distributions, checks)
+
+
+def _key_distributions(contrast_label_distributions, keys, valid, batch_vectors):
+    """L2-normalized float32 `[keys, classes]` label vectors of the keys (zero on absent slots)."""
+    name = "contrast_label_distributions"
+    if contrast_label_distributions is None:
+        raise ValueError(
+            f"`{name}` (float [keys, classes]) are required with `contrast_features`: a key's "
+            f"label vector sets its target weight. Received: {name}=None, "
+            f"contrast_features.shape={keys.shape}"
+        )
+    distributions = _checks.to_tensor(name, contrast_label_distributions, "float label distributions [keys, classes]")
+    if not distributions.dtype.is_floating or distributions.shape.rank != 2:
+        raise ValueError(
+            f"`{name}` must be float label distributions [keys, classes] (one per key). "
+            f"Received: {name}.dtype={distributions.dtype.name}, {name}.shape={distributions.shape}"
+        )
+    classes, received = batch_vectors.shape[-1], distributions.shape[1]
+    if classes is not None and received is not None and classes != received:
+        raise ValueError(
+            f"`{name}` must have as many classes as `label_distributions` ({classes}). "
+            f"Received: {name}.shape={distributions.shape}"
+        )
+    distributions = _checks.check_same_keys(name, tf.cast(distributions, tf.float32), keys)
+    distributions = _check_rows(name, distributions, valid)
+    distributions = tf.where(valid[:, None], distributions, 0.0)
     return tf.math.l2_normalize(distributions, axis=-1)
 
 
@@ -88,6 +129,9 @@ def genscl_per_sample(
     base_temperature=None,
     contrast_mode="all",
     block_size=None,
+    contrast_features=None,
+    contrast_label_distributions=None,
+    contrast_valid=None,
 ):
     """`genscl_loss` plus a bool `[batch]` saying which samples had a target."""
     _checks.check_options(
@@ -96,19 +140,33 @@ def genscl_per_sample(
         contrast_mode=contrast_mode,
         block_size=block_size,
     )
+    _checks.check_contrast_arguments(
+        contrast_features, contrast_valid, contrast_label_distributions=contrast_label_distributions
+    )
     features = _checks.features_to_float32(features)
     unit_labels = _distributions_per_view(label_distributions, features)
+    keys = key_valid = key_weights = None
+    if contrast_features is not None:
+        keys = _checks.contrast_features_to_float32(contrast_features, features)
+        key_valid = _checks.contrast_valid_to_bool(contrast_valid, keys)
+        key_vectors = _key_distributions(contrast_label_distributions, keys, key_valid, unit_labels)
+
+    def anchor_vectors(pairs):
+        (global_labels,) = pairs.gathered
+        return tf.gather_nd(global_labels, tf.stack([pairs.anchor_samples, pairs.anchor_views], axis=1))
 
     def pair_weights(pairs):
         (global_labels,) = pairs.gathered
-        anchor_vectors = tf.gather_nd(
-            global_labels, tf.stack([pairs.anchor_samples, pairs.anchor_views], axis=1)
-        )
         contrast_vectors = tf.gather_nd(
             global_labels, tf.stack([pairs.contrast_samples, pairs.contrast_views], axis=1)
         )
-        similarity = tf.matmul(anchor_vectors, contrast_vectors, transpose_b=True)
+        similarity = tf.matmul(anchor_vectors(pairs), contrast_vectors, transpose_b=True)
         return tf.maximum(similarity, 0.0)
+
+    if keys is not None:
+
+        def key_weights(pairs):
+            return tf.maximum(tf.matmul(anchor_vectors(pairs), key_vectors, transpose_b=True), 0.0)
 
     return _engine.contrastive_per_sample(
         features,
@@ -121,6 +179,9 @@ def genscl_per_sample(
         positives_cap=None,
         block_size=block_size,
         replica_tensors=(unit_labels,),
+        keys=keys,
+        key_valid=key_valid,
+        key_weights_fn=key_weights,
     )
 
 
@@ -132,6 +193,9 @@ def genscl_loss(
     base_temperature=None,
     contrast_mode="all",
     block_size=None,
+    contrast_features=None,
+    contrast_label_distributions=None,
+    contrast_valid=None,
 ):
     """GenSCL loss per sample (Kim et al. 2022, arXiv 2206.00384).
 
@@ -147,10 +211,20 @@ def genscl_loss(
         in `supcon_loss`; None = the paper's equation.
       contrast_mode: "all" or "one", as in `supcon_loss`.
       block_size: row-block size for the memory-saving path, as in `supcon_loss`.
+      contrast_features: None or float `[keys, dim]` L2-normalized extra
+        contrast keys (a memory queue), as in `supcon_loss`: they join every
+        anchor's `j` (target and softmax) but are never anchors, and are not
+        gathered across replicas.
+      contrast_label_distributions: float `[keys, classes]`, the keys' label
+        vectors (same rules as `label_distributions`); required with
+        `contrast_features`.
+      contrast_valid: None (all keys) or bool `[keys]`: false slots are left
+        out of target and softmax, as if absent (their contents are ignored).
 
     Returns:
       float32 `[batch]`, averaged over each sample's anchor views; 0 for a
-      sample whose label vector is orthogonal to every other one.
+      sample whose label vector is orthogonal to every other one (keys
+      included).
 
     Example:
 
@@ -165,6 +239,9 @@ def genscl_loss(
         base_temperature=base_temperature,
         contrast_mode=contrast_mode,
         block_size=block_size,
+        contrast_features=contrast_features,
+        contrast_label_distributions=contrast_label_distributions,
+        contrast_valid=contrast_valid,
     )
     return per_sample
 
@@ -200,9 +277,15 @@ class GenSCLLoss(supcon_lib._ContrastiveLoss):  # pylint: disable=protected-acce
     `GenSCLLoss()(l, z) + kd_alpha * GenSCLLoss()(t, z)`, each term reduced on
     its own (per sample with `reduction=None`).
 
-    Args: as `genscl_loss`, plus `kd_alpha` (float >= 0, default 1.0, the
-    official `--KD-alpha`: weight of the teacher term), `name`, `reduction`,
-    `dtype`.
+    `with_contrast(y_true, y_pred, contrast_features, contrast_labels,
+    contrast_valid=None)` joins extra contrast keys; `contrast_labels` are the
+    keys' label distributions `[keys, classes]`, or with distillation targets
+    a dict `{"labels": ..., "teacher": ...}` of them (each term contrasts
+    against the same keys with its own key targets).
+
+    Args: as `genscl_loss` (the `contrast_*` keys go to `with_contrast`),
+    plus `kd_alpha` (float >= 0, default 1.0, the official `--KD-alpha`:
+    weight of the teacher term), `name`, `reduction`, `dtype`.
 
     Example:
 
@@ -241,7 +324,14 @@ class GenSCLLoss(supcon_lib._ContrastiveLoss):  # pylint: disable=protected-acce
         self.block_size = block_size
         self.kd_alpha = float(kd_alpha)
 
-    def _per_sample_and_valid(self, y_true, y_pred):
+    def _per_sample_and_valid(self, y_true, y_pred, contrast):
+        keys = {}
+        if contrast is not None:
+            keys = dict(
+                contrast_features=contrast.features,
+                contrast_label_distributions=contrast.labels,
+                contrast_valid=contrast.valid,
+            )
         return genscl_per_sample(
             y_pred,
             y_true,
@@ -249,15 +339,29 @@ class GenSCLLoss(supcon_lib._ContrastiveLoss):  # pylint: disable=protected-acce
             base_temperature=self.base_temperature,
             contrast_mode=self.contrast_mode,
             block_size=self.block_size,
+            **keys,
         )
 
     def call(self, y_true, y_pred):
         labels, teacher = split_distillation_targets(y_true)
-        per_sample = super().call(labels, y_pred)
+        label_keys = teacher_keys = self._contrast
+        if self._contrast is not None:
+            key_labels, key_teacher = split_distillation_targets(self._contrast.labels)
+            if (key_teacher is None) != (teacher is None):
+                raise ValueError(
+                    "The keys' targets must take the form of `y_true`: a dict "
+                    "{'labels': ..., 'teacher': ...} of [keys, classes] distributions with "
+                    "distillation targets, one [keys, classes] array without. "
+                    f"Received: y_true of type {type(y_true).__name__}, "
+                    f"contrast_labels of type {type(self._contrast.labels).__name__}"
+                )
+            label_keys = self._contrast._replace(labels=key_labels)
+            teacher_keys = self._contrast._replace(labels=key_teacher)
+        per_sample = self._reduced_per_sample(labels, y_pred, label_keys)
         if teacher is not None:
             # Two losses, each a mean over its own valid samples: GenSCL is not
             # linear in the label vectors, so one loss on a mixed target differs.
-            per_sample = per_sample + self.kd_alpha * super().call(teacher, y_pred)
+            per_sample = per_sample + self.kd_alpha * self._reduced_per_sample(teacher, y_pred, teacher_keys)
         return per_sample
 
     def get_config(self):

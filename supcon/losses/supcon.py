@@ -10,10 +10,22 @@ where `i` runs over every view of every sample (the "multiviewed batch"),
 share `i`'s label. Without labels, `P(i)` is the other views of `i`'s own
 sample: the NT-Xent loss of SimCLR (Chen et al., arXiv 2002.05709, Eq. 1).
 
+Extra contrast keys (a labelled memory queue of a momentum encoder's keys,
+as in MoCo, He et al., arXiv 1911.05722) join the contrast set but are never
+anchors: with keys `Q`, for each anchor `i` of the batch
+
+    A(i) = (batch views other than i)  U  (valid keys in Q)
+    P(i) = {p in A(i) : label(p) = label(i)}
+
+in Eq. 2 / Eq. 3 above; without labels (SimCLR) every key is a negative.
+
 Under `tf.distribute` with several replicas every anchor contrasts against the
 whole global batch (features and labels are gathered, gradients flow back to
 the replica that produced them), as the paper's TPU training does.
 """
+
+import collections
+import copy
 
 import keras
 import tensorflow as tf
@@ -26,35 +38,43 @@ PAPER_TEMPERATURE = 0.1
 SIMCLR_TEMPERATURE = 0.5
 
 
-def _labels_to_ids(labels, features):
-    """Class ids `[batch]` int32 from ids `[batch]`/`[batch, 1]` or one-hot `[batch, classes]`."""
+def _class_ids(name, labels, rows="batch", valid=None):
+    """Class ids `[rows]` int32 from ids `[rows]`/`[rows, 1]` or one-hot `[rows, classes]`.
+
+    `name` and `rows` word the errors; `valid` (bool `[rows]`) exempts absent
+    key slots, which may hold anything, from the value checks.
+    """
     labels = _checks.to_tensor(
-        "labels", labels, "int class ids [batch] or float one-hot labels [batch, classes]"
+        name, labels, f"int class ids [{rows}] or float one-hot labels [{rows}, classes]"
     )
     rank = labels.shape.rank
     if rank not in (1, 2):
         raise ValueError(
-            "`labels` must be class ids [batch] or one-hot [batch, classes] "
+            f"`{name}` must be class ids [{rows}] or one-hot [{rows}, classes] "
             "(use `genscl_loss` for soft label distributions). "
-            f"Received: labels.shape={labels.shape}"
+            f"Received: {name}.shape={labels.shape}"
         )
     dtype = labels.dtype
     if not (dtype.is_integer or dtype.is_floating or dtype == tf.bool):
         raise ValueError(
-            "`labels` must be int class ids [batch] or float one-hot labels "
-            f"[batch, classes]. Received: labels.dtype={dtype.name}"
+            f"`{name}` must be int class ids [{rows}] or float one-hot labels "
+            f"[{rows}, classes]. Received: {name}.dtype={dtype.name}"
         )
     if rank == 2 and labels.shape[-1] == 1:
         labels, rank = tf.squeeze(labels, -1), 1
+
+    def exempt_absent(ok):
+        return ok if valid is None else tf.logical_or(ok, tf.logical_not(valid))
+
     checks = []
     if rank == 2:
         if not dtype.is_floating:
-            # Integer [batch, classes] is ambiguous (one-hot? several ids per
+            # Integer [rows, classes] is ambiguous (one-hot? several ids per
             # sample?); taking its argmax would silently guess.
             raise ValueError(
-                "Integer `labels` must be class ids [batch] (or [batch, 1]); pass one-hot "
-                "labels [batch, classes] as floats (soft label distributions go to "
-                f"`genscl_loss`). Received: labels.dtype={dtype.name}, labels.shape={labels.shape}"
+                f"Integer `{name}` must be class ids [{rows}] (or [{rows}, 1]); pass one-hot "
+                f"labels [{rows}, classes] as floats (soft label distributions go to "
+                f"`genscl_loss`). Received: {name}.dtype={dtype.name}, {name}.shape={labels.shape}"
             )
         # A soft distribution would silently become its argmax.
         one_hot = tf.logical_and(
@@ -62,9 +82,9 @@ def _labels_to_ids(labels, features):
             tf.equal(tf.reduce_sum(labels, axis=-1), 1),
         )
         checks = _checks.check_values(
-            "labels",
-            one_hot,
-            "be one-hot rows (a single 1, zeros elsewhere) when given as [batch, classes]; "
+            name,
+            exempt_absent(one_hot),
+            f"be one-hot rows (a single 1, zeros elsewhere) when given as [{rows}, classes]; "
             "use `genscl_loss` for soft label distributions",
             labels,
         )
@@ -72,10 +92,49 @@ def _labels_to_ids(labels, features):
     elif dtype.is_floating:
         # Keras losses hand class ids over as floats; a fraction would be truncated.
         checks = _checks.check_values(
-            "labels", tf.equal(labels, tf.round(labels)), "be whole-number class ids", labels
+            name, exempt_absent(tf.equal(labels, tf.round(labels))), "be whole-number class ids", labels
         )
-    labels = _checks.with_checks(tf.cast(labels, tf.int32), checks)
-    return _checks.check_same_batch("labels", labels, features)
+    return _checks.with_checks(tf.cast(labels, tf.int32), checks)
+
+
+def _labels_to_ids(labels, features):
+    """Class ids `[batch]` int32 from ids `[batch]`/`[batch, 1]` or one-hot `[batch, classes]`."""
+    return _checks.check_same_batch("labels", _class_ids("labels", labels), features)
+
+
+def _contrast_keys(features, labels, mask, contrast_features, contrast_labels, contrast_valid):
+    """Checked `(keys float32 [K, dim], key_ids int32 [K] or None, valid bool [K])`, or None without keys."""
+    _checks.check_contrast_arguments(contrast_features, contrast_valid, contrast_labels=contrast_labels)
+    if contrast_features is None:
+        return None
+    if mask is not None:
+        raise ValueError(
+            "Extra contrast keys need `labels` (or neither, for SimCLR): an explicit `mask` "
+            "says nothing about the keys. "
+            f"Received: mask.shape={tf.convert_to_tensor(mask).shape}, contrast_features given"
+        )
+    keys = _checks.contrast_features_to_float32(contrast_features, features)
+    valid = _checks.contrast_valid_to_bool(contrast_valid, keys)
+    if labels is None:
+        if contrast_labels is not None:
+            raise ValueError(
+                "`contrast_labels` need `labels`: without labels (SimCLR) the keys are "
+                "negatives of every anchor. "
+                f"Received: labels=None, contrast_labels.shape={tf.convert_to_tensor(contrast_labels).shape}"
+            )
+        return keys, None, valid
+    if contrast_labels is None:
+        raise ValueError(
+            "`contrast_labels` (class ids [keys]) are required when `labels` and "
+            "`contrast_features` are given: a key's label decides whether it is a positive. "
+            f"Received: contrast_labels=None, contrast_features.shape={keys.shape}"
+        )
+    contrast_labels = _checks.check_same_keys(
+        "contrast_labels",
+        _checks.to_tensor("contrast_labels", contrast_labels, "int class ids [keys]"),
+        keys,
+    )
+    return keys, _class_ids("contrast_labels", contrast_labels, rows="keys", valid=valid), valid
 
 
 def _check_mask(mask, features):
@@ -113,6 +172,9 @@ def supcon_per_sample(
     positives_cap=None,
     mask=None,
     block_size=None,
+    contrast_features=None,
+    contrast_labels=None,
+    contrast_valid=None,
 ):
     """`supcon_loss` plus a bool `[batch]` saying which samples had a positive."""
     _checks.check_options(
@@ -131,6 +193,8 @@ def supcon_per_sample(
             f"Received: labels.shape={tf.convert_to_tensor(labels).shape}, "
             f"mask.shape={tf.convert_to_tensor(mask).shape}"
         )
+
+    contrast = _contrast_keys(features, labels, mask, contrast_features, contrast_labels, contrast_valid)
 
     replica_tensors = ()
     if mask is not None:
@@ -159,6 +223,18 @@ def supcon_per_sample(
             )
             return tf.cast(same_sample, tf.float32)
 
+    keys = key_valid = key_weights = None
+    if contrast is not None:
+        keys, key_ids, key_valid = contrast
+
+        def key_weights(pairs):
+            rows = tf.shape(pairs.anchor_samples)[0]
+            if key_ids is None:  # SimCLR: a key is never the anchor's own sample.
+                return tf.zeros([rows, tf.shape(keys)[0]])
+            (global_labels,) = pairs.gathered
+            anchor_labels = tf.gather(global_labels, pairs.anchor_samples)
+            return tf.cast(tf.equal(anchor_labels[:, None], key_ids[None, :]), tf.float32)
+
     return _engine.contrastive_per_sample(
         features,
         pair_weights,
@@ -170,6 +246,9 @@ def supcon_per_sample(
         positives_cap=positives_cap,
         block_size=block_size,
         replica_tensors=replica_tensors,
+        keys=keys,
+        key_valid=key_valid,
+        key_weights_fn=key_weights,
     )
 
 
@@ -185,6 +264,9 @@ def supcon_loss(
     positives_cap=None,
     mask=None,
     block_size=None,
+    contrast_features=None,
+    contrast_labels=None,
+    contrast_valid=None,
 ):
     """Supervised contrastive loss per sample (Khosla et al. 2020, Eq. 2 / Eq. 3).
 
@@ -216,9 +298,11 @@ def supcon_loss(
         keep at most this many positives per anchor besides the anchor's own
         other views (which are always kept). As in the official code, whole
         samples are kept: the first `positives_cap // views` other positive
-        samples by index in the (global) batch, each with all its views.
-        Dropped positives appear neither in the numerator nor in the
-        denominator.
+        samples by index in the (global) batch, each with all its views;
+        then, with `contrast_features`, positive keys (one view each) in slot
+        order while the count stays within the cap (so at most
+        `positives_cap - views * kept_samples` keys). Dropped positives
+        appear neither in the numerator nor in the denominator.
       mask: float/bool `[batch, batch]` explicit positive mask
         (`mask[i, j] = 1` if sample j is a positive of sample i; the diagonal
         decides whether other views of the same sample are positives). Under
@@ -228,10 +312,23 @@ def supcon_loss(
         blocks are recomputed in the backward pass so peak memory grows with
         `block_size x views*batch` instead of `(views*batch)^2`. Same values
         and gradients as the dense path.
+      contrast_features: None or float `[keys, dim]` extra contrast keys,
+        **already L2-normalized** (e.g. a momentum encoder's memory queue).
+        They join every anchor's contrast set (`A(i)`, and `P(i)` when they
+        share its label) but are never anchors. Not gathered under
+        tf.distribute: every replica is expected to hold the same keys.
+        Gradients flow into them unless the caller stops them (MoCo does).
+      contrast_labels: int class ids `[keys]` (or one-hot `[keys, classes]`,
+        as `labels`); required with `labels` and `contrast_features`, refused
+        without `labels` (SimCLR: every key is a negative).
+      contrast_valid: None (all keys) or bool `[keys]`: false marks an empty
+        slot (a queue not yet filled), left out of numerator and denominator
+        exactly as if absent; its features and label may hold anything.
 
     Returns:
       float32 `[batch]`: each sample's loss averaged over its anchor views. A
-      sample whose anchors have no positive (possible with one view) gets 0.
+      sample whose anchors have no positive among the batch views or the
+      valid keys (possible with one view) gets 0.
 
     Under a `tf.distribute` strategy with several replicas, call it in the
     replica context with the local batch: anchors contrast against the global
@@ -242,6 +339,11 @@ def supcon_loss(
     >>> import numpy as np
     >>> z = tf.math.l2_normalize(tf.random.stateless_normal([4, 2, 8], seed=[1, 2]), -1)
     >>> supcon_loss(z, labels=[0, 0, 1, 1]).shape
+    TensorShape([4])
+    >>> queue = tf.math.l2_normalize(tf.random.stateless_normal([6, 8], seed=[3, 4]), -1)
+    >>> supcon_loss(z, labels=[0, 0, 1, 1], contrast_features=queue,
+    ...             contrast_labels=[0, 1, 2, 0, 0, 0],
+    ...             contrast_valid=[True, True, True, True, False, False]).shape
     TensorShape([4])
     """
     per_sample, _ = supcon_per_sample(
@@ -255,6 +357,9 @@ def supcon_loss(
         positives_cap=positives_cap,
         mask=mask,
         block_size=block_size,
+        contrast_features=contrast_features,
+        contrast_labels=contrast_labels,
+        contrast_valid=contrast_valid,
     )
     return per_sample
 
@@ -284,17 +389,60 @@ def mean_over_valid_scale(valid):
     return tf.stop_gradient(local_batch * replicas / tf.maximum(valid_count, 1.0))
 
 
+# Extra contrast keys handed to a Keras wrapper by `with_contrast`.
+Contrast = collections.namedtuple("Contrast", ["features", "labels", "valid"])
+
+
 class _ContrastiveLoss(keras.losses.Loss):
     """Base of the Keras wrappers: mean over samples that have a positive."""
 
-    def _per_sample_and_valid(self, y_true, y_pred):
+    # Set only on the shallow copy that `with_contrast` calls.
+    _contrast = None
+
+    def with_contrast(self, y_true, y_pred, contrast_features, contrast_labels, contrast_valid=None):
+        """`self(y_true, y_pred)` with extra contrast keys (a memory queue) joined.
+
+        Same reduction and value as calling the loss, but every anchor also
+        contrasts against the valid keys (see `supcon_loss`'s
+        `contrast_features`); keys are never anchors.
+
+        Args:
+          y_true, y_pred: as for calling the loss.
+          contrast_features: float `[keys, dim]` L2-normalized keys.
+          contrast_labels: the keys' targets in the form `y_true` takes for
+            one row: class ids `[keys]` (`SupConLoss`; ignored by
+            `SimCLRLoss`, may be None), label distributions `[keys, classes]`
+            (`GenSCLLoss`; a dict `{"labels": ..., "teacher": ...}` when
+            `y_true` is one).
+          contrast_valid: None or bool `[keys]`, false for empty slots.
+
+        Returns:
+          What `self(y_true, y_pred)` returns.
+
+        Example:
+
+        >>> z = tf.math.l2_normalize(tf.random.stateless_normal([4, 2, 8], seed=[1, 2]), -1)
+        >>> queue = tf.math.l2_normalize(tf.random.stateless_normal([6, 8], seed=[3, 4]), -1)
+        >>> float(SupConLoss().with_contrast([0, 0, 1, 1], z, queue, [0, 1, 2, 0, 1, 1])) > 0
+        True
+        """
+        # The keys ride on a shallow copy, not on `self`: MirroredStrategy
+        # runs the replicas' steps in parallel threads on one loss object.
+        bound = copy.copy(self)
+        bound._contrast = Contrast(contrast_features, contrast_labels, contrast_valid)
+        return bound(y_true, y_pred)
+
+    def _per_sample_and_valid(self, y_true, y_pred, contrast):
         raise NotImplementedError
 
-    def call(self, y_true, y_pred):
-        per_sample, valid = self._per_sample_and_valid(y_true, y_pred)
+    def _reduced_per_sample(self, y_true, y_pred, contrast):
+        per_sample, valid = self._per_sample_and_valid(y_true, y_pred, contrast)
         if self.reduction in ("sum_over_batch_size", "mean"):
             per_sample = per_sample * mean_over_valid_scale(valid)
         return per_sample
+
+    def call(self, y_true, y_pred):
+        return self._reduced_per_sample(y_true, y_pred, self._contrast)
 
 
 @keras.saving.register_keras_serializable(package="supcon")
@@ -306,9 +454,12 @@ class SupConLoss(_ContrastiveLoss):
     value is the mean over samples that have at least one positive (0, with
     zero gradients, if none has); with `reduction=None` it returns
     `supcon_loss`'s per-sample values. Under tf.distribute, negatives are
-    gathered from every replica.
+    gathered from every replica. `with_contrast(y_true, y_pred,
+    contrast_features, contrast_labels, contrast_valid=None)` gives the same
+    value with extra contrast keys (a memory queue) joined.
 
-    Args: as `supcon_loss` (except `mask`), plus `name`, `reduction`, `dtype`.
+    Args: as `supcon_loss` (except `mask`, and the `contrast_*` keys, which
+    `with_contrast` takes), plus `name`, `reduction`, `dtype`.
 
     Example:
 
@@ -352,7 +503,14 @@ class SupConLoss(_ContrastiveLoss):
     def _labels(self, y_true):
         return y_true
 
-    def _per_sample_and_valid(self, y_true, y_pred):
+    def _per_sample_and_valid(self, y_true, y_pred, contrast):
+        keys = {}
+        if contrast is not None:
+            keys = dict(
+                contrast_features=contrast.features,
+                contrast_labels=self._labels(contrast.labels),
+                contrast_valid=contrast.valid,
+            )
         return supcon_per_sample(
             y_pred,
             self._labels(y_true),
@@ -363,6 +521,7 @@ class SupConLoss(_ContrastiveLoss):
             denominator=self.denominator,
             positives_cap=self.positives_cap,
             block_size=self.block_size,
+            **keys,
         )
 
     def get_config(self):
@@ -398,7 +557,7 @@ class SimCLRLoss(SupConLoss):
         return super().__call__(y_true, y_pred, sample_weight=sample_weight)
 
     def _labels(self, y_true):
-        del y_true
+        del y_true  # Neither the batch's labels nor the keys' are used.
         return None
 
 
