@@ -156,69 +156,75 @@ def _stop_when(model_dir, ready, args, sig=signal.SIGKILL):
     return process.returncode, stderr
 
 
-def _exists(model_dir, name):
-    return lambda: os.path.exists(os.path.join(model_dir, name))
+# 3 epochs of 6 steps, with stage 2 (3 epochs of 44 batches) and export.
+KILL_ARGS = ["--epochs=3", "--steps_per_epoch=6", "--seed=3", "--linear_epochs=3",
+             "--linear_batch_size=32"]
+# (name, extra flags, when to stop (a function of the run directory), signal, expected step).
+STOP_POINTS = [
+    # Mid-epoch: a checkpoint every 2 steps; killed once step 8 (epoch 2, batch 2) is saved.
+    ("mid_epoch", ["--checkpoint_steps=2"], lambda d: _state_step(d) >= 8, signal.SIGKILL,
+     lambda step: step % 6 != 0),
+    # At an epoch boundary: checkpoints only at epoch ends, killed once epoch 1's is saved.
+    ("epoch_boundary", ["--checkpoint_steps=1000"], lambda d: _state_step(d) >= 6, signal.SIGKILL,
+     lambda step: step in (6, 12)),
+    # During stage 2: pre-training is done (model.keras written), stage 2 is not.
+    ("stage_2", [], lambda d: os.path.exists(os.path.join(d, "model.keras")), signal.SIGKILL,
+     lambda step: step == 18),
+    # During export: classifier.keras is the export's first file, results.json its last.
+    ("export", [], lambda d: os.path.exists(os.path.join(d, "classifier.keras")), signal.SIGKILL,
+     lambda step: step == 18),
+    # Ctrl-C mid-epoch: one line saying where the run stopped; the same command resumes.
+    ("sigint", ["--checkpoint_steps=2"], lambda d: _state_step(d) >= 8, signal.SIGINT,
+     lambda step: 8 <= step < 18),
+]
 
 
-@pytest.mark.slow
-def test_killed_or_interrupted_runs_resume_to_the_uninterrupted_weights(tmp_path):
-    """SIGKILL mid-epoch, at an epoch boundary, in stage 2 and in export; Ctrl-C mid-epoch.
-
-    3 epochs of 6 steps, with stage 2 (3 epochs of 44 batches) and export. Each stopped run is
-    restarted with the same command; its checkpoint, model.keras and classifier.keras must equal
-    the uninterrupted run's exactly: the same computation on the same machine, with op
-    determinism (`deterministic=True`, the default), from the same data stream (a pure function
-    of the seed and the step), so any difference at all is a resume bug, not rounding.
-    """
-    args = ["--epochs=3", "--steps_per_epoch=6", "--seed=3", "--linear_epochs=3",
-            "--linear_batch_size=32"]
-    reference = str(tmp_path / "reference")
-    done = subprocess.run(_train_command(reference, *args), check=True, cwd=ROOT,
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The uninterrupted run (one per test process): its final weights."""
+    reference = str(tmp_path_factory.mktemp("uninterrupted") / "run")
+    done = subprocess.run(_train_command(reference, *KILL_ARGS), check=True, cwd=ROOT,
                           capture_output=True, text=True,
                           env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
     # A quiet terminal: the run's own lines, none of TensorFlow's native start-up lines.
     assert not re.search(r"^(WARNING: All log messages before absl|[IWEF]\d{4} )",
                          done.stderr + done.stdout, re.M), done.stderr
     assert "Test accuracy (supcon, digits)" in done.stdout
-    ref_path, ref = _saved_weights(reference)
-    assert ref_path.endswith("ckpt-18")
+    path, weights = _saved_weights(reference)
+    assert path.endswith("ckpt-18")
+    return weights
 
-    def stop_and_resume(name, ready, extra=(), sig=signal.SIGKILL):
-        model_dir = str(tmp_path / name)
-        code, stderr = _stop_when(model_dir, ready(model_dir), [*args, *extra], sig)
-        assert not os.path.exists(os.path.join(model_dir, "results.json")), name
-        stopped_at = _state_step(model_dir)
-        again = subprocess.run(_train_command(model_dir, *args, *extra), cwd=ROOT,
-                               capture_output=True, text=True)
-        assert again.returncode == 0, again.stderr[-3000:]
-        if stopped_at:
-            assert f"Resuming from step {stopped_at} of 18" in again.stdout, name
-        path, weights = _saved_weights(model_dir)
-        assert path.endswith("ckpt-18") and weights.keys() == ref.keys(), name
-        for key in ref:
-            np.testing.assert_array_equal(weights[key], ref[key], err_msg=f"{name}: {key}")
-        return code, stderr, stopped_at
 
-    # Mid-epoch: a checkpoint every 2 steps; killed once step 8 (epoch 2, batch 2) is saved.
-    _, _, at = stop_and_resume("mid_epoch", lambda d: lambda: _state_step(d) >= 8,
-                               ["--checkpoint_steps=2"])
-    assert at % 6, f"not killed mid-epoch (newest checkpoint: step {at})"
-    # At an epoch boundary: checkpoints only at epoch ends, killed once epoch 1's is saved.
-    _, _, at = stop_and_resume("epoch_boundary", lambda d: lambda: _state_step(d) >= 6,
-                               ["--checkpoint_steps=1000"])
-    assert at in (6, 12), f"not killed at an epoch boundary (newest checkpoint: step {at})"
-    # During stage 2: pre-training is done (model.keras written), stage 2 is not.
-    _, _, at = stop_and_resume("stage_2", lambda d: _exists(d, "model.keras"))
-    assert at == 18
-    # During export: classifier.keras is the export's first file, results.json its last.
-    stop_and_resume("export", lambda d: _exists(d, "classifier.keras"))
-    # Ctrl-C mid-epoch: one line saying where the run stopped; the same command resumes.
-    code, stderr, at = stop_and_resume("sigint", lambda d: lambda: _state_step(d) >= 8,
-                                       ["--checkpoint_steps=2"], signal.SIGINT)
-    assert code == 130, stderr
-    assert re.fullmatch(r"train\.py: Interrupted at step (\d+) of 18; the checkpoint is in "
-                        r"\S+\. Run the same command to resume\.\n", stderr), stderr
-    assert int(re.search(r"step (\d+)", stderr).group(1)) == at
+@pytest.mark.slow
+@pytest.mark.parametrize("name,extra,ready,sig,expected_step", STOP_POINTS,
+                         ids=[point[0] for point in STOP_POINTS])
+def test_stopped_run_resumes_to_the_uninterrupted_weights(uninterrupted, tmp_path, name, extra,
+                                                          ready, sig, expected_step):
+    """SIGKILL mid-epoch, at an epoch boundary, in stage 2 and in export; Ctrl-C mid-epoch.
+
+    The stopped run is restarted with the same command; its checkpoint, model.keras and
+    classifier.keras must equal the uninterrupted run's exactly: the same computation on the same
+    machine, with op determinism (`deterministic=True`, the default), from the same data stream (a
+    pure function of the seed and the step), so any difference at all is a resume bug, not rounding.
+    """
+    model_dir = str(tmp_path / name)
+    code, stderr = _stop_when(model_dir, lambda: ready(model_dir), [*KILL_ARGS, *extra], sig)
+    assert not os.path.exists(os.path.join(model_dir, "results.json"))
+    stopped_at = _state_step(model_dir)
+    assert expected_step(stopped_at), f"not stopped where intended (newest checkpoint: {stopped_at})"
+    if sig == signal.SIGINT:
+        assert code == 130, stderr
+        assert re.fullmatch(r"train\.py: Interrupted at step (\d+) of 18; the checkpoint is in "
+                            r"\S+\. Run the same command to resume\.\n", stderr), stderr
+        assert int(re.search(r"step (\d+)", stderr).group(1)) == stopped_at
+    again = subprocess.run(_train_command(model_dir, *KILL_ARGS, *extra), cwd=ROOT,
+                           capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"Resuming from step {stopped_at} of 18" in again.stdout
+    path, weights = _saved_weights(model_dir)
+    assert path.endswith("ckpt-18") and weights.keys() == uninterrupted.keys()
+    for key in uninterrupted:
+        np.testing.assert_array_equal(weights[key], uninterrupted[key], err_msg=key)
 
 
 def _free_ports(count):
