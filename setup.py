@@ -1,7 +1,8 @@
 """Installs the `supcon` package and its `supcon-train` / `supcon-eval` commands.
 
 GPU users: `pip install -e . tensorflow[and-cuda]`. tensorflow-addons is *not* a
-dependency: it is end-of-life and cannot be imported with Keras 3.
+dependency: it is end-of-life and cannot be imported with Keras 3. Nor is keras-cv: nothing
+imports it (why, per op: `supcon/data/augment.py`, `supcon/data/autoaugment.py`).
 """
 
 from setuptools import find_packages, setup
@@ -21,7 +22,6 @@ setup(
         "absl-py>=2.0",
         "numpy>=1.26",
         "tensorflow-datasets>=4.9",
-        "keras-cv>=0.9",
         "scikit-learn>=1.3",
         "matplotlib>=3.7",
         "tqdm>=4.60",
