@@ -216,6 +216,15 @@ def per_view_class_ids(y, num_views):
     return ops.repeat(ids, v, axis=0) if v > 1 else ids
 
 
+def per_view_distributions(y, num_views):
+    """float32 label distributions `[B * V, C]` for every folded image from `[B, C]` or `[B, V, C]`."""
+    y = ops.cast(ops.convert_to_tensor(y), "float32")
+    if len(y.shape) == 3:
+        return _merge_leading(y)
+    v = num_views or 1
+    return ops.repeat(y, v, axis=0) if v > 1 else y
+
+
 def repeat_sample_weight(sample_weight, num_views):
     if sample_weight is None or not num_views or num_views == 1:
         return sample_weight
@@ -249,7 +258,8 @@ class MultiViewModel(keras.Model):
 
     Subclasses implement `call(inputs, training)` returning a dict, `compute_loss(x, y,
     y_pred, sample_weight, training)` and `_update_extra_metrics(y, y_pred,
-    sample_weight)`, and list their extra metric objects in `_extra_metrics`.
+    sample_weight)`, and list their extra metric objects in `_extra_metrics`; state that
+    follows the weights (a momentum key encoder) is updated in `_after_optimizer_step`.
 
     The step mirrors Keras' own TensorFlow `train_step`: the loss from `compute_loss`
     is a per-replica share (Keras mean losses divide by `num_replicas_in_sync`), so it
@@ -297,6 +307,10 @@ class MultiViewModel(keras.Model):
     def _update_extra_metrics(self, y, y_pred, sample_weight):
         del y, y_pred, sample_weight
 
+    def _after_optimizer_step(self, x, y):
+        """Runs in `train_step` right after the optimizer step (state that follows the weights)."""
+        del x, y
+
     def _check_targets(self, y):
         """Checks `y` before the forward pass (which updates batch-norm statistics).
 
@@ -323,6 +337,7 @@ class MultiViewModel(keras.Model):
                 scaled_loss = self.optimizer.scale_loss(loss)
             weights = self.trainable_weights
             self.optimizer.apply(tape.gradient(scaled_loss, weights), weights)
+            self._after_optimizer_step(x, y)
         else:
             y_pred = self(x, training=False)
             loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)

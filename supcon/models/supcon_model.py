@@ -9,6 +9,7 @@ comes from `compile`, so one model trains SupCon (`supcon.losses.SupConLoss`), S
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from supcon import losses as supcon_losses
@@ -17,6 +18,10 @@ from supcon.models import _multiview
 from supcon.models.heads import ClassifierHead
 from supcon.models.heads import ProjectionHead
 from supcon.models.heads import check_num_classes
+from supcon.models.momentum_queue import MOCO_MOMENTUM
+from supcon.models.momentum_queue import NO_LABEL
+from supcon.models.momentum_queue import MomentumQueue
+from supcon.models.momentum_queue import check_queue_arguments
 
 
 @keras.saving.register_keras_serializable(package="supcon")
@@ -44,6 +49,27 @@ class SupConModel(_multiview.MultiViewModel):
     against the distribution of each view (exact for MixUp/CutMix targets), and
     `accuracy` compares the argmax of the logits with the argmax of the distribution.
 
+    Optional memory queue (`queue_size=K > 0`; MoCo, He et al. 2020, arXiv 1911.05722),
+    for small batches: `model.momentum_queue` (`supcon.models.momentum_queue`) holds a
+    key encoder and head, copies of `encoder` and `projection_head` that no gradient
+    trains, and the last K keys with their labels. Each training step
+      1. contrasts the batch's views with each other and with the valid keys of the
+         queue (`loss.with_contrast`: keys join the contrast set, never as anchors; a
+         same-class key is a positive); the queue holds earlier batches' keys only;
+      2. applies the optimizer step;
+      3. moves every key weight (batch-norm moving statistics included) to
+         `m * key + (1 - m) * query` (Eq. 2, `m = key_encoder_momentum`);
+      4. computes the batch's keys (every view) with the key encoder and head in
+         inference mode, gathers them over replicas, and enqueues them with their
+         labels over the oldest slots.
+    So a key enters the contrast set from the next step on, never twice in one step.
+    `evaluate` reports the in-batch loss (no queue). `model.encoder` stays the query
+    encoder. The queue and key weights are variables of the model: checkpoints and
+    `model.keras` keep them (`load_model` restores the queue as saved). SupCon keys keep
+    class ids (SimCLR's, or SupCon's without labels, `NO_LABEL`: a negative of every
+    anchor); GenSCL keys keep label distributions (`queue_label_dim=C`), and teacher
+    distributions for distillation targets. `sample_weight` is not supported with a queue.
+
     Metrics reported by `fit`/`evaluate`:
       * `loss`: the total loss (contrastive + classifier cross-entropy + regularizers).
       * `accuracy`: classifier accuracy (only with `num_classes`).
@@ -66,6 +92,13 @@ class SupConModel(_multiview.MultiViewModel):
         ce_weight: float >= 0, see above; requires `num_classes` when > 0. Default 0.
         classifier_normalize: bool, L2-normalize the embedding fed to the classifier.
             Default False.
+        queue_size: int >= 0, keys kept in the memory queue (see above). Default 0: no
+            queue and no key encoder, the plain in-batch loss.
+        key_encoder_momentum: float in [0, 1), m of the key encoder's moving average.
+            Default 0.999 (MoCo's).
+        queue_label_dim: None (default): the queue keeps class ids (`SupConLoss`,
+            `SimCLRLoss`). An int C: it keeps label distributions over C classes, as
+            `GenSCLLoss` needs. Only with `queue_size > 0`.
         **kwargs: `keras.Model` arguments (`name`, ...).
 
     Example:
@@ -77,6 +110,14 @@ class SupConModel(_multiview.MultiViewModel):
         >>> history = model.fit(views, keras.ops.array([0, 1, 2, 0]), epochs=1, verbose=0)
         >>> sorted(model.predict(views[:, 0], verbose=0))
         ['embedding', 'logits', 'probabilities', 'projection']
+
+        With a queue of 16 keys (each step enqueues its 4 x 2 views):
+
+        >>> queued = SupConModel(encoder, ProjectionHead(dims=(32, 8)), queue_size=16)
+        >>> queued.compile(optimizer="sgd", loss=supcon.losses.SupConLoss(temperature=0.1))
+        >>> history = queued.fit(views, keras.ops.array([0, 1, 2, 0]), epochs=1, verbose=0)
+        >>> int(queued.momentum_queue.count.numpy())
+        8
     """
 
     def __init__(
@@ -87,6 +128,9 @@ class SupConModel(_multiview.MultiViewModel):
         *,
         ce_weight=0.0,
         classifier_normalize=False,
+        queue_size=0,
+        key_encoder_momentum=MOCO_MOMENTUM,
+        queue_label_dim=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -108,6 +152,7 @@ class SupConModel(_multiview.MultiViewModel):
             raise ValueError(f"`ce_weight` must be a finite number >= 0. Received: ce_weight={ce_weight!r}")
         if ce_weight > 0 and num_classes is None:
             raise ValueError(f"`ce_weight` > 0 needs a classifier: pass `num_classes`. Received: ce_weight={ce_weight!r}")
+        check_queue_arguments(queue_size, key_encoder_momentum, queue_label_dim)
         self.encoder = encoder
         self.projection_head = projection_head if projection_head is not None else ProjectionHead()
         self.num_classes = num_classes
@@ -128,6 +173,20 @@ class SupConModel(_multiview.MultiViewModel):
             self.projection_head.build(embedding_shape)
         if self.classifier_head is not None:
             self.classifier_head.build(embedding_shape)
+        self.queue_size = int(queue_size)
+        self.key_encoder_momentum = float(key_encoder_momentum)
+        self.queue_label_dim = None if queue_label_dim is None else int(queue_label_dim)
+        self.momentum_queue = None
+        if self.queue_size:
+            # After the heads are built: the key copies start from the query's initial weights.
+            self.momentum_queue = MomentumQueue(
+                encoder,
+                self.projection_head,
+                self.queue_size,
+                momentum=self.key_encoder_momentum,
+                label_dim=self.queue_label_dim,
+                name="momentum_queue",
+            )
         self.built = True
 
     @property
@@ -152,6 +211,34 @@ class SupConModel(_multiview.MultiViewModel):
         if len(features.shape) == 2:  # A plain batch is one view per sample.
             features = ops.expand_dims(features, 1)
         return features
+
+    def fit(self, x=None, *args, **kwargs):
+        self._check_queue_loss()  # Before any work; `compile` is not overridden, so `load_model` recompiles.
+        return super().fit(x, *args, **kwargs)
+
+    def _check_queue_loss(self):
+        """Raises unless a queue has a loss that takes its keys (`with_contrast`) in their label form."""
+        if self.momentum_queue is None:
+            return
+        loss = getattr(self, "loss", None)
+        if not isinstance(loss, (supcon_losses.SupConLoss, supcon_losses.GenSCLLoss)):
+            raise ValueError(
+                "A queue (`queue_size` > 0) joins its keys through the loss's `with_contrast`: compile "
+                "with supcon.losses.SupConLoss, SimCLRLoss or GenSCLLoss. "
+                f"Received: loss={loss!r}"
+            )
+        genscl = isinstance(loss, supcon_losses.GenSCLLoss)
+        if genscl and self.queue_label_dim is None:
+            raise ValueError(
+                "GenSCLLoss compares label distributions, so the queue must keep them: pass "
+                "`queue_label_dim` = the number of classes C of the targets. Received: queue_label_dim=None"
+            )
+        if not genscl and self.queue_label_dim is not None:
+            raise ValueError(
+                "`queue_label_dim` makes the queue keep label distributions, for GenSCLLoss; "
+                f"{type(loss).__name__} keys keep class ids: leave it None. "
+                f"Received: queue_label_dim={self.queue_label_dim}"
+            )
 
     def _ignores_labels(self):
         return isinstance(getattr(self, "loss", None), supcon_losses.SimCLRLoss)
@@ -211,14 +298,17 @@ class SupConModel(_multiview.MultiViewModel):
         labels = y
         if labels is None:
             # Every sample its own class: SupCon reduces to SimCLR (Khosla et al. §3.2.2).
-            labels = ops.arange(ops.shape(features)[0], dtype="int32")
-        total = super().compute_loss(x=x, y=labels, y_pred=features, sample_weight=sample_weight, training=training)
-        total = ops.cast(total, "float32")
-        if teacher is not None:
-            # Keras' compiled loss takes one target per output, so the distillation term
-            # (kiimmm/GenSCL: L(labels) + KD_alpha * L(teacher)) is the compiled loss again.
-            teacher_loss = self.loss(teacher, features, sample_weight=sample_weight)
-            total = total + self.loss.kd_alpha * ops.cast(teacher_loss, "float32")
+            labels = _own_class_ids(ops.shape(features)[0])
+        if self.momentum_queue is not None and training:
+            total = self._contrastive_loss_with_queue(labels, teacher, features, sample_weight)
+        else:
+            total = super().compute_loss(x=x, y=labels, y_pred=features, sample_weight=sample_weight, training=training)
+            total = ops.cast(total, "float32")
+            if teacher is not None:
+                # Keras' compiled loss takes one target per output, so the distillation term
+                # (kiimmm/GenSCL: L(labels) + KD_alpha * L(teacher)) is the compiled loss again.
+                teacher_loss = self.loss(teacher, features, sample_weight=sample_weight)
+                total = total + self.loss.kd_alpha * ops.cast(teacher_loss, "float32")
         if self.classifier_head is not None:
             num_views = features.shape[1]
             targets = _multiview.per_view_targets(y, num_views, self.num_classes)
@@ -228,6 +318,49 @@ class SupConModel(_multiview.MultiViewModel):
             )
             total = total + (self.ce_weight or 1.0) * cross_entropy
         return total
+
+    def _contrastive_loss_with_queue(self, labels, teacher, features, sample_weight):
+        """The compiled loss with the queue's keys joined (`with_contrast`), + regularizers."""
+        self._check_queue_loss()
+        if sample_weight is not None:
+            raise ValueError(
+                "`sample_weight` is not supported with a queue (`queue_size` > 0): the loss with extra "
+                "keys takes no sample weights. Received: sample_weight given"
+            )
+        keys, key_labels, valid = self.momentum_queue.contents()
+        if self._ignores_labels():
+            key_labels = None  # SimCLR: every key is a negative.
+        total = ops.cast(self.loss.with_contrast(labels, features, keys, key_labels, valid), "float32")
+        if teacher is not None:
+            # As without a queue: L(labels) + KD_alpha * L(teacher), each against the keys'
+            # own targets; keys enqueued without a teacher are left out of the second term.
+            key_teacher, teacher_valid = self.momentum_queue.teacher_contents()
+            teacher_loss = self.loss.with_contrast(teacher, features, keys, key_teacher, teacher_valid)
+            total = total + self.loss.kd_alpha * ops.cast(teacher_loss, "float32")
+        # Regularizers and `add_loss` terms, summed as Keras' own `compute_loss` adds them.
+        for extra in self.losses:
+            total = total + ops.sum(ops.cast(extra, "float32"))
+        return total
+
+    def _after_optimizer_step(self, x, y):
+        """Steps 3 and 4 of the queue (see the class doc): key encoder EMA, then enqueue the batch's keys."""
+        queue = self.momentum_queue
+        if queue is None:
+            return
+        queue.update_keys(self.encoder, self.projection_head)
+        images, num_views = _multiview.fold_views(x)
+        keys = queue(images)
+        labels, teacher = self._split_targets(y)
+        key_teacher = None
+        if queue.label_dim is not None:
+            key_labels = _multiview.per_view_distributions(labels, num_views)
+            if teacher is not None:
+                key_teacher = _multiview.per_view_distributions(teacher, num_views)
+        elif labels is None or self._ignores_labels():
+            key_labels = ops.full((ops.shape(images)[0],), NO_LABEL, dtype="int32")
+        else:
+            key_labels = _multiview.per_view_class_ids(labels, num_views)
+        queue.enqueue(keys, key_labels, key_teacher)
 
     def _update_extra_metrics(self, y, y_pred, sample_weight):
         y, _ = self._split_targets(y)
@@ -261,6 +394,9 @@ class SupConModel(_multiview.MultiViewModel):
                 "num_classes": self.num_classes,
                 "ce_weight": self.ce_weight,
                 "classifier_normalize": self.classifier_normalize,
+                "queue_size": self.queue_size,
+                "key_encoder_momentum": self.key_encoder_momentum,
+                "queue_label_dim": self.queue_label_dim,
             }
         )
         return config
@@ -271,3 +407,17 @@ class SupConModel(_multiview.MultiViewModel):
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         config["projection_head"] = keras.saving.deserialize_keras_object(config["projection_head"])
         return cls(**config)
+
+
+def _own_class_ids(batch):
+    """int32 `[batch]` ids, distinct over the global batch: every sample its own class.
+
+    Under `tf.distribute` the loss gathers labels from every replica, so the ids of
+    replica r are `r, r + R, r + 2R, ...` (R replicas); on one device `0 .. batch - 1`.
+    """
+    ids = ops.arange(batch, dtype="int32")
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return ids
+    replica = ops.cast(context.replica_id_in_sync_group, "int32")
+    return ids * context.num_replicas_in_sync + replica

@@ -165,6 +165,22 @@ def test_two_replicas_give_the_single_device_loss(views_and_labels, two_replica_
     assert np.isfinite(history["loss"][0])
 
 
+def test_two_replicas_without_labels_keep_samples_apart(views_and_labels, two_replica_strategy):
+    views, _ = views_and_labels
+    keras.utils.set_random_seed(0)
+    single = _model(make_tiny_encoder())
+    single.compile(optimizer="sgd", loss=supcon.losses.SupConLoss())
+    with two_replica_strategy.scope():
+        mirrored = _model(make_tiny_encoder())
+        mirrored.compile(optimizer="sgd", loss=supcon.losses.SupConLoss())
+    mirrored.set_weights(single.get_weights())
+    # Every sample its own class over the global batch: sample i of one replica is no
+    # positive of sample i of the other (their own-class ids differ).
+    expected = single.evaluate(views, batch_size=8, verbose=0, return_dict=True)["loss"]
+    actual = mirrored.evaluate(views, batch_size=8, verbose=0, return_dict=True)["loss"]
+    assert actual == pytest.approx(expected, rel=1e-4)
+
+
 def test_invalid_arguments_and_inputs(tiny_encoder):
     with pytest.raises(ValueError, match="Received: ce_weight=1.0"):
         models.SupConModel(tiny_encoder, ce_weight=1.0)
