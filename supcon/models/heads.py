@@ -81,6 +81,14 @@ class ProjectionHead(keras.layers.Layer):
                 self._norms.append(
                     keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=self.dtype_policy, name=f"bn{i}")
                 )
+        # `tf.train.Checkpoint` does not follow Keras' tracked lists: without these attributes
+        # the head's variables (batch-norm moving statistics included) were missing from the
+        # training checkpoints. Keras' own saving still finds the layers under `_dense`/`_norms`
+        # first, so `.keras` files keep their layout.
+        for i, layer in enumerate(self._dense):
+            setattr(self, f"dense_layer_{i}", layer)
+        for i, layer in enumerate(self._norms):
+            setattr(self, f"norm_layer_{i}", layer)
 
     def build(self, input_shape):
         shape = tuple(input_shape)

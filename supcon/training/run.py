@@ -102,7 +102,8 @@ def build_model(config, num_classes, image_size):
                                       normalize_input=config.head_normalize_input,
                                       last_bias=config.head_last_bias),
             num_classes=num_classes if config.online_classifier else None,
-            **(dict(queue_size=config.queue_size, key_encoder_momentum=config.key_encoder_momentum)
+            **(dict(queue_size=config.queue_size, key_encoder_momentum=config.key_encoder_momentum,
+                    queue_label_dim=num_classes if config.method == "genscl" else None)
                if config.queue_size else {}),
         )
     model(tf.zeros((1, image_size, image_size, 3)), training=False)  # Creates every variable.
