@@ -50,6 +50,7 @@ compare: install
 bench: install
 	$(PY) benchmarks/loss_bench.py
 	$(PY) benchmarks/input_bench.py
+	$(PY) benchmarks/queue_bench.py
 
 clean:
 	rm -rf $(VENV) *.egg-info build dist

@@ -227,6 +227,35 @@ def test_stopped_run_resumes_to_the_uninterrupted_weights(uninterrupted, tmp_pat
         np.testing.assert_array_equal(weights[key], uninterrupted[key], err_msg=key)
 
 
+@pytest.mark.slow
+def test_queue_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(tmp_path):
+    """The labelled queue, its pointer and the key encoder are in the checkpoint: exact resume.
+
+    Batch 16 with a 64-key queue (it wraps around within the run) and key encoder momentum 0.99;
+    every checkpoint variable (queue and key encoder included), model.keras and classifier.keras
+    must equal the uninterrupted run's exactly (same computation, same machine, op determinism).
+    """
+    args = ["--batch_size=16", "--queue_size=64", "--key_encoder_momentum=0.99", "--epochs=2",
+            "--steps_per_epoch=6", "--seed=5", "--linear_epochs=1", "--linear_batch_size=64",
+            "--checkpoint_steps=2"]
+    reference = str(tmp_path / "reference")
+    subprocess.run(_train_command(reference, *args), check=True, cwd=ROOT, capture_output=True)
+    _, expected = _saved_weights(reference)
+    assert any("queue" in name for name in expected), sorted(expected)[:20]
+    resumed = str(tmp_path / "resumed")
+    _stop_when(resumed, lambda: _state_step(resumed) >= 8, args)
+    stopped_at = _state_step(resumed)
+    assert 8 <= stopped_at < 12
+    again = subprocess.run(_train_command(resumed, *args), cwd=ROOT, capture_output=True,
+                           text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"Resuming from step {stopped_at} of 12" in again.stdout
+    _, weights = _saved_weights(resumed)
+    assert weights.keys() == expected.keys()
+    for key in expected:
+        np.testing.assert_array_equal(weights[key], expected[key], err_msg=key)
+
+
 def _free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
