@@ -57,9 +57,30 @@ def test_run_directory_layout_and_conflict(tmp_path):
     assert json.load(open(os.path.join(d, "results.json"))) == results
     assert results["steps"] == 6
     tags = _summary_tags(os.path.join(d, "summaries"))
-    assert {"epoch_loss", "epoch_learning_rate", "epoch_accuracy"} <= tags
+    assert {"epoch_loss", "epoch_learning_rate", "epoch_accuracy", "augmented_views"} <= tags
+    # TensorBoard's image format: [width, height, PNG]; a row per image, a column per view.
+    (width, height, png), = _summary_values(os.path.join(d, "summaries"), "augmented_views")
+    assert (int(width), int(height)) == (2 * 16, 8 * 16)
+    assert tuple(tf.io.decode_png(png).shape) == (8 * 16, 2 * 16, 3)
+    projector = os.path.join(d, "summaries", "projector")
+    vectors = np.loadtxt(os.path.join(projector, "embeddings.tsv"), delimiter="\t")
+    metadata = open(os.path.join(projector, "metadata.tsv")).read().splitlines()
+    assert vectors.shape[0] == 360 == len(metadata) - 1 and metadata[0] == "label\tclass"
+    assert "embeddings.tsv" in open(os.path.join(projector, "projector_config.pbtxt")).read()
     with pytest.raises(RunDirectoryConflict, match="temperature: 0.1 -> 0.2"):
         run_lib.train(_tiny(tmp_path, temperature=0.2))
+
+
+def _summary_values(log_dir, tag):
+    from tensorflow.core.util import event_pb2  # noqa: PLC0415
+
+    values = []
+    for name in sorted(n for n in os.listdir(log_dir) if n.startswith("events.")):
+        for record in tf.data.TFRecordDataset(os.path.join(log_dir, name)):
+            for value in event_pb2.Event.FromString(record.numpy()).summary.value:
+                if value.tag == tag:
+                    values.append(tf.make_ndarray(value.tensor).tolist())
+    return values
 
 
 def _summary_tags(log_dir):
@@ -67,6 +88,8 @@ def _summary_tags(log_dir):
 
     tags = set()
     for name in os.listdir(log_dir):
+        if not name.startswith("events."):
+            continue  # The projector/ folder.
         for record in tf.data.TFRecordDataset(os.path.join(log_dir, name)):
             event = event_pb2.Event.FromString(record.numpy())
             tags |= {value.tag for value in event.summary.value}

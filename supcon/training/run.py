@@ -12,6 +12,7 @@ import dataclasses
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from supcon import data as data_lib
@@ -24,6 +25,7 @@ from supcon.training import linear_stage
 from supcon.training.multi_worker import keras_multi_worker_calls
 from supcon.training.optimizers import build_optimizer
 from supcon.training.precision import set_precision
+from supcon.training import summaries
 from supcon.training.summaries import EpochSummaries
 from supcon.training.teacher import load_teacher, with_teacher_targets
 
@@ -116,6 +118,10 @@ def _nan_hint(config):
         f"(now {config.temperature}), more --warmup_epochs (now {config.warmup_epochs}), or "
         "--precision=float32."
     )
+
+
+VIEW_GRID_IMAGES = 8  # Rows of the augmented-views grid written at the start of a run.
+PROJECTOR_EXAMPLES = 2000  # Test embeddings written for TensorBoard's Projector.
 
 
 @dataclasses.dataclass
@@ -350,8 +356,13 @@ def pretrain(run, data, model):
         ),
         checkpointing.CheckpointCallback(checkpointer, every_steps=config.checkpoint_steps),
     ]
+    summaries_dir = os.path.join(config.model_dir, "summaries")
     if run.chief:
-        callbacks.append(EpochSummaries(os.path.join(config.model_dir, "summaries")))
+        callbacks.append(EpochSummaries(summaries_dir))
+        if start_step == 0:  # What the augmentation does to the first images, once per run.
+            views, _ = next(iter(data.stream_from(0)))
+            summaries.write_view_grid(tf.summary.create_file_writer(summaries_dir),
+                                      views[:VIEW_GRID_IMAGES])
     if start_step < total_steps:
         try:
             with keras_multi_worker_calls([model], run.strategy):
@@ -374,6 +385,23 @@ def pretrain(run, data, model):
             ) from None
     # Saved before stage 2, which freezes the (shared) encoder.
     model.save(os.path.join(run.out_dir, "model.keras"))
+    if run.chief:
+        _write_projector(run, data, model, summaries_dir)
+
+
+def _write_projector(run, data, model, summaries_dir):
+    """The first `PROJECTOR_EXAMPLES` test embeddings with their labels, for TensorBoard."""
+    test_images = data_lib.pipeline(
+        data.test_source, "test", batch_size=run.config.linear_batch_size, training=False,
+        image_size=data.image_size, seed=run.config.seed,
+    ).unbatch().take(PROJECTOR_EXAMPLES).batch(run.config.linear_batch_size)
+    embeddings, labels = [], []
+    for images, batch_labels in test_images:
+        embeddings.append(model.encoder(images, training=False).numpy())
+        labels.append(batch_labels.numpy())
+    summaries.write_embedding_projector(summaries_dir, np.concatenate(embeddings),
+                                        np.concatenate(labels),
+                                        data.test_source.info.class_names)
 
 
 def train_linear_classifier(run, data, model):
