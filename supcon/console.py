@@ -103,7 +103,8 @@ def run_reporting_errors(program, function, *, show_tracebacks=False):
     try:
         return function()
     except KeyboardInterrupt as error:
-        print(f"{program}: {one_line(error) or 'Interrupted.'}", file=sys.stderr)
+        print(f"{program}: {one_line(error) or 'Interrupted; the same command starts again from the last checkpoint.'}",
+              file=sys.stderr)
         sys.exit(INTERRUPTED_EXIT_CODE)
     except USER_ERRORS as error:
         sys.exit(f"{program}: {one_line(error) or type(error).__name__}")
