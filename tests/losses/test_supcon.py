@@ -87,6 +87,10 @@ def test_base_temperature_scales_by_ratio():
     plain = losses.supcon_loss(features, [0, 0, 1, 1], temperature=0.1)
     scaled = losses.supcon_loss(features, [0, 0, 1, 1], temperature=0.1, base_temperature=0.07)
     np.testing.assert_allclose(scaled.numpy(), plain.numpy() * 0.1 / 0.07, rtol=1e-6)
+    # The official TF code's `scale_by_temperature` (loss *= tau, google-research supcon/losses.py)
+    # is base_temperature=1.0; the PyTorch code's tau / 0.07 is base_temperature=0.07 (above).
+    by_tau = losses.supcon_loss(features, [0, 0, 1, 1], temperature=0.1, base_temperature=1.0)
+    np.testing.assert_allclose(by_tau.numpy(), plain.numpy() * 0.1, rtol=1e-6)
 
 
 # ---- Closed-form cases derived by hand. ----
