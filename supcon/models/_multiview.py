@@ -114,7 +114,7 @@ def check_batch(name, value, x):
     """Raises (or, with unknown sizes, returns an assertion) unless `value` has one row per sample of `x`."""
     images = ops.convert_to_tensor(tf.nest.flatten(x)[0])
     value = ops.convert_to_tensor(value)
-    if not value.shape:
+    if value.shape.rank == 0:  # (`not TensorShape([])` is False: a known rank of 0 is truthy.)
         raise ValueError(f"`{name}` must have one row per sample of the inputs. Received: {name}.shape=()")
     expected, received = images.shape[0], value.shape[0]
     if expected is not None and received is not None:
@@ -323,8 +323,9 @@ class MultiViewModel(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         checks = []
         for name, value in (("y", y), ("sample_weight", sample_weight)):
-            if value is not None:  # Every target of a dict (distillation: labels and teacher).
-                for leaf in tf.nest.flatten(value):
+            if value is not None:  # Every target of a dict (distillation: labels and teacher);
+                # a list is one target (of ids), not a structure to flatten.
+                for leaf in (value.values() if isinstance(value, dict) else [value]):
                     checks += check_batch(name, leaf, x)
         checks += self._check_targets(y)
         if checks:  # In a graph: the inputs wait for the label checks.
