@@ -63,7 +63,13 @@ def _print_summary(run, report):
         print(f"mCE {100 * summary['mce']:.2f}%  relative mCE {100 * summary['relative_mce']:.2f}% "
               f"({normalization})")
     replaced = " (replaced the earlier report)" if run.replaces else ""
-    print(f"Report: {report['files']['markdown']}{replaced}")
+    files = report["files"]
+    print(f"Report: {files['markdown']}{replaced}")
+    print(f"  every number: {files['json']}")
+    for path in files["plots"]:
+        print(f"  plot: {path}")
+    if files.get("classifier"):
+        print(f"  classifier trained here: {files['classifier']}")
 
 
 # The flags of one evaluation, which --compare (comparing reports already written) does not take.
@@ -84,7 +90,9 @@ def _compare(inputs, run_dirs):
 
     result = report.compare_runs(run_dirs, FLAGS.output_dir, overwrite=FLAGS.overwrite)
     print(result["markdown"])
-    print(f"Wrote {', '.join(result['files'])}")
+    print(f"Wrote {len(result['files'])} files:")
+    for path in result["files"]:
+        print(f"  {path}")
 
 
 def run_main():

@@ -123,9 +123,15 @@ def test_compare(runs, evaluated, tmp_path, capsys):
     _run_cli(["--compare", runs["supcon"], runs["ce"], f"--output_dir={out}"])
     printed = capsys.readouterr().out
     assert "| top-1 accuracy (%) |" in printed and "supcon (supcon)" in printed and "ce (ce)" in printed
-    for file in ("comparison.md", "comparison.json", "reliability_diagram.png", "accuracy_vs_severity.png",
-                 "corruption_errors.png"):
+    files = ("comparison.md", "comparison.json", "summary.png", "reliability_diagram.png",
+             "accuracy_vs_severity.png", "corruption_errors.png")
+    for file in files:
         assert os.path.getsize(os.path.join(out, file)) > 0
+        assert f"  {os.path.join(out, file)}\n" in printed  # Each file written is named.
+    # The summary figure has its three panels (headline bars, severity curves, reliability).
+    from PIL import Image  # noqa: PLC0415
+    with Image.open(os.path.join(out, "summary.png")) as summary:
+        assert summary.size[0] > 2.5 * summary.size[1]
 
 
 def test_eval_py_in_a_fresh_process(runs, tmp_path):
@@ -140,6 +146,11 @@ def test_eval_py_in_a_fresh_process(runs, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "top-1" in result.stdout and os.path.isfile(out / "report.json")
+    # Where every report file and plot is, one per line.
+    for line in (f"Report: {out / 'report.md'}", f"  every number: {out / 'report.json'}",
+                 f"  plot: {out / 'reliability_diagram.png'}", f"  plot: {out / 'accuracy_vs_severity.png'}",
+                 f"  plot: {out / 'corruption_errors.png'}", f"  classifier trained here: {out / 'classifier.keras'}"):
+        assert line + "\n" in result.stdout, (line, result.stdout)
 
 
 def _one_line_error(argv):

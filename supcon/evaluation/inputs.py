@@ -34,7 +34,8 @@ ERRORS_PNG = "corruption_errors.png"
 REPORT_FILES = (REPORT_JSON, REPORT_MD, RELIABILITY_PNG, SEVERITY_PNG, ERRORS_PNG, CLASSIFIER_FILE)
 COMPARISON_JSON = "comparison.json"
 COMPARISON_MD = "comparison.md"
-COMPARISON_FILES = (COMPARISON_JSON, COMPARISON_MD, RELIABILITY_PNG, SEVERITY_PNG, ERRORS_PNG)
+SUMMARY_PNG = "summary.png"
+COMPARISON_FILES = (COMPARISON_JSON, COMPARISON_MD, SUMMARY_PNG, RELIABILITY_PNG, SEVERITY_PNG, ERRORS_PNG)
 
 # Settings that make two reports the same evaluation (batch size and progress bars do not).
 SETTINGS = ("model_dir", "dataset", "corruptions", "severities", "corruption_source", "seed",

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from supcon.evaluation import corruption_params as cp  # noqa: E402
 from supcon.evaluation import inputs  # noqa: E402
 from supcon.evaluation.inputs import (  # noqa: E402, F401  (the folder layout, named in one place)
-    COMPARISON_JSON, COMPARISON_MD, ERRORS_PNG, RELIABILITY_PNG, REPORT_JSON, REPORT_MD, SEVERITY_PNG)
+    COMPARISON_JSON, COMPARISON_MD, ERRORS_PNG, RELIABILITY_PNG, REPORT_JSON, REPORT_MD, SEVERITY_PNG, SUMMARY_PNG)
 
 
 def _fmt(value, percent=True):
@@ -291,7 +291,10 @@ def _comparison_rows(reports):
 
 
 def compare_runs(run_dirs, output_dir, *, overwrite=False):
-    """Side-by-side table and overlaid plots of several evaluated runs.
+    """Side-by-side table, overlaid plots and one summary figure of several evaluated runs.
+
+    `summary.png` is the figure for a paper: clean error, ECE, mCE and relative mCE as grouped
+    bars (lower is better), accuracy against corruption severity, and the reliability diagram.
 
     Reads each `RUN_DIR/eval/report.json` (written by `eval.py --model_dir=RUN_DIR`). Reports
     evaluated with different settings (data set, corruptions, seed, ...) are compared all the
@@ -335,23 +338,15 @@ def _write_comparison(output_dir, markdown, run_dirs, labels, rows, reports):
         json.dump({"runs": [os.path.abspath(d) for d in run_dirs], "labels": labels, "rows": rows}, f, indent=2)
         f.write("\n")
 
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for label, r in zip(labels, reports):
-        _plot_reliability(ax, r["clean"]["reliability"], f"{label}, ECE {_fmt(r['clean'].get('ece'))}%", bars=False)
-    _finish_reliability(ax, "Reliability on the clean test set")
-    _save(fig, os.path.join(output_dir, RELIABILITY_PNG))
-
     blocks = [_corruption_block(r) for r in reports]
-    if any(acc for _, acc, _, _, _ in blocks):
+    corrupted = any(acc for _, acc, _, _, _ in blocks)
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    _draw_compared_reliability(ax, labels, reports)
+    _save(fig, os.path.join(output_dir, RELIABILITY_PNG))
+    if corrupted:
         fig, ax = plt.subplots(figsize=(6, 4))
-        for label, r, (_, _, _, per, _) in zip(labels, reports, blocks):
-            severities = sorted(per)
-            ax.plot([0] + severities, [r["clean"]["top1"]] + [per[s] for s in severities], marker="o", label=label)
-        ax.set_xticks(range(6), ["clean", "1", "2", "3", "4", "5"])
-        ax.set_xlabel("severity")
-        ax.set_ylabel("top-1 accuracy, mean over corruptions")
-        ax.set_ylim(0, 1)
-        ax.legend()
+        _draw_compared_severity(ax, labels, reports, blocks)
         _save(fig, os.path.join(output_dir, SEVERITY_PNG))
 
         names = [n for n in cp.ALL_CORRUPTIONS if any(n in acc for _, acc, _, _, _ in blocks)]
@@ -365,3 +360,48 @@ def _write_comparison(output_dir, markdown, run_dirs, labels, rows, reports):
         ax.set_ylabel("error, mean over severities")
         ax.legend()
         _save(fig, os.path.join(output_dir, ERRORS_PNG))
+
+    # One figure for a paper: the headline numbers, robustness by severity, and calibration.
+    panels = 3 if corrupted else 2
+    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.2))
+    _draw_headline_bars(axes[0], labels, reports, blocks)
+    if corrupted:
+        _draw_compared_severity(axes[1], labels, reports, blocks)
+    _draw_compared_reliability(axes[-1], labels, reports)
+    _save(fig, os.path.join(output_dir, SUMMARY_PNG))
+
+
+def _draw_compared_reliability(ax, labels, reports):
+    for label, r in zip(labels, reports):
+        _plot_reliability(ax, r["clean"]["reliability"], f"{label}, ECE {_fmt(r['clean'].get('ece'))}%", bars=False)
+    _finish_reliability(ax, "Reliability on the clean test set")
+
+
+def _draw_compared_severity(ax, labels, reports, blocks):
+    for label, r, (_, _, _, per, _) in zip(labels, reports, blocks):
+        severities = sorted(per)
+        ax.plot([0] + severities, [r["clean"]["top1"]] + [per[s] for s in severities], marker="o", label=label)
+    ax.set_xticks(range(6), ["clean", "1", "2", "3", "4", "5"])
+    ax.set_xlabel("severity")
+    ax.set_ylabel("top-1 accuracy, mean over corruptions")
+    ax.set_ylim(0, 1)
+    ax.set_title("Accuracy under corruption")
+    ax.legend(fontsize=7)
+
+
+def _draw_headline_bars(ax, labels, reports, blocks):
+    """Grouped bars, lower is better: clean error, ECE and (with corruptions) mCE and relative mCE."""
+    metrics = [("clean error", [1.0 - r["clean"]["top1"] for r in reports]),
+               ("ECE", [r["clean"].get("ece") for r in reports])]
+    if any(acc for _, acc, _, _, _ in blocks):
+        metrics += [("mCE", [s.get("mce") for _, _, s, _, _ in blocks]),
+                    ("relative mCE", [s.get("relative_mce") for _, _, s, _, _ in blocks])]
+    width = 0.8 / len(reports)
+    for i, label in enumerate(labels):
+        values = [100.0 * v[i] if v[i] is not None else np.nan for _, v in metrics]
+        bars = ax.bar(np.arange(len(metrics)) + i * width - 0.4 + width / 2, values, width=width, label=label)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(range(len(metrics)), [name for name, _ in metrics])
+    ax.set_ylabel("% (lower is better)")
+    ax.set_title("Error, calibration, robustness")
+    ax.legend(fontsize=7)

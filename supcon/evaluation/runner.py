@@ -125,7 +125,8 @@ def write_report(run, classifier, clean, knn_block, corruptions):
             `corruption_sweep` (the last two maybe None).
 
     Returns:
-        dict, the report, with `files` (paths of `json`, `markdown` and `plots`).
+        dict, the report, with `files` (paths of `json`, `markdown`, `plots` and `classifier`, the
+        classifier trained here or None).
     """
     result = {
         "model_dir": os.path.abspath(run.model_dir),
@@ -151,5 +152,6 @@ def write_report(run, classifier, clean, knn_block, corruptions):
     paths = report.replace_files(run.output_dir, write, inputs.REPORT_FILES)
     result["files"] = {"json": os.path.join(run.output_dir, inputs.REPORT_JSON),
                        "markdown": os.path.join(run.output_dir, inputs.REPORT_MD),
-                       "plots": [p for p in paths if p.endswith(".png")]}
+                       "plots": [p for p in paths if p.endswith(".png")],
+                       "classifier": next((p for p in paths if p.endswith(inputs.CLASSIFIER_FILE)), None)}
     return result
