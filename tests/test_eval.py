@@ -13,7 +13,7 @@ from absl import flags
 import eval as eval_main
 from supcon import console, data, evaluation, models
 from supcon import flags as supcon_flags
-from supcon.training import TrainConfig
+from supcon.training import RunDirectoryError, TrainConfig, save_run
 from supcon.training import linear_stage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,19 +22,33 @@ SMALL = dict(corruptions=["gaussian_noise", "fog"], severities=[1, 5], max_test_
 
 
 def _write_run(path, method, num_classes=10, **linear):
-    os.makedirs(path, exist_ok=True)
+    """A run directory as `supcon.training.save_run` writes it for a model trained in Python."""
     encoder = models.resnet(18, stem="cifar", width_multiplier=0.125, input_shape=(32, 32, 3))
     if method == "ce":
         model = models.CrossEntropyModel(encoder, num_classes)
     else:
         model = models.SupConModel(encoder, models.ProjectionHead(dims=(16, 8)))
-    model.save(os.path.join(path, "model.keras"))
-    # An older run_config.json: of the linear_* settings only epochs and batch size.
-    config = {"dataset": "digits", "num_classes": num_classes, "image_size": 32, "method": method, "seed": 0,
-              "linear_epochs": 1, "linear_batch_size": 128, **linear}
-    with open(os.path.join(path, "run_config.json"), "w") as f:
-        json.dump(config, f)
-    return str(path)
+    # Like an older run_config.json: of the linear_* settings only epochs and batch size.
+    return save_run(str(path), model, dataset="digits", num_classes=num_classes, seed=0,
+                    **{"linear_epochs": 1, "linear_batch_size": 128, **linear})
+
+
+def test_save_run_writes_what_eval_reads(tmp_path):
+    path = _write_run(tmp_path / "run", "ce", num_classes=3)
+    with open(os.path.join(path, "run_config.json")) as f:
+        config = json.load(f)
+    assert {k: config[k] for k in ("dataset", "num_classes", "image_size", "method")} == {
+        "dataset": "digits", "num_classes": 3, "image_size": 32, "method": "ce"}
+    model = keras.saving.load_model(os.path.join(path, "model.keras"), compile=False)
+    with pytest.raises(RunDirectoryError, match=r"already holds a run \(run_config.json\); expected a new folder"):
+        save_run(path, model, dataset="digits")
+    supcon_model = models.SupConModel(model.encoder, models.ProjectionHead(dims=(8,)))
+    with pytest.raises(ValueError, match=r"number of classes is unknown.*Received: num_classes=None"):
+        save_run(str(tmp_path / "other"), supcon_model, dataset="digits")
+    assert not os.path.exists(tmp_path / "other")
+    save_run(path, supcon_model, dataset="digits", num_classes=3, overwrite=True)
+    with open(os.path.join(path, "run_config.json")) as f:
+        assert json.load(f)["method"] == "supcon"
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@
 * `set_precision`: float32 / mixed_float16 / mixed_bfloat16.
 * `RunCheckpointer`, `CheckpointCallback`, `NonFiniteLossGuard`: runs that survive a crash.
 * `TrainConfig`, `train`: one whole run (pre-train, linear evaluation, export).
+* `save_run`: a model trained with `model.fit` saved as a run directory eval.py evaluates.
 """
 
 
@@ -24,6 +25,8 @@ _EXPORTS = {
     "PRECISIONS": "supcon.training.precision",
     "set_precision": "supcon.training.precision",
     "RunDirectoryConflict": "supcon.training.run_dir",
+    "RunDirectoryError": "supcon.training.run_dir",
+    "save_run": "supcon.training.run_dir",
     "SCHEDULES": "supcon.training.schedules",
     "ConstantSchedule": "supcon.training.schedules",
     "LinearWarmup": "supcon.training.schedules",
@@ -54,6 +57,7 @@ __all__ = [
     "PRECISIONS",
     "RunCheckpointer",
     "RunDirectoryConflict",
+    "RunDirectoryError",
     "RunInterrupted",
     "SCHEDULES",
     "STRATEGIES",
@@ -62,6 +66,7 @@ __all__ = [
     "build_optimizer",
     "build_schedule",
     "build_strategy",
+    "save_run",
     "set_precision",
     "train",
 ]

@@ -228,3 +228,59 @@ def clear(model_dir):
             shutil.rmtree(path)
         elif os.path.exists(path):
             os.remove(path)
+
+
+def save_run(model_dir, model, *, dataset, classifier=None, method=None, overwrite=False, **settings):
+    """Saves a model trained in Python (`model.fit` in a notebook) as a run directory eval.py reads.
+
+    Writes `model.keras`, `classifier.keras` (with `classifier`) and a `run_config.json` holding
+    what evaluation needs (`dataset`, `num_classes`, `image_size`, `method`) and `settings`, so
+    `supcon.evaluation.evaluate_run(model_dir)`, `eval.py --model_dir=...` and `--compare` treat it
+    as a run of train.py.
+
+    Args:
+        model_dir: str, the folder (created if missing).
+        model: a built `SupConModel` (or another model with an `encoder`) or `CrossEntropyModel`.
+        dataset: str, the data set the model was trained on (`"digits"`, a TFDS name,
+            `"folder:PATH"`): eval.py evaluates on its test split.
+        classifier: a trained `LinearClassifier`, or None (a cross-entropy model is its own; for a
+            SupCon model without one, eval.py trains stage 2 with `TrainConfig`'s `linear_*`
+            defaults or the `linear_*` keys of `settings`).
+        method: str, recorded as the run's method; None: `"ce"` for a model with its own classifier
+            head and label smoothing (`CrossEntropyModel`), else `"supcon"`.
+        overwrite: bool, replace the run already in `model_dir`.
+        **settings: JSON values recorded in `run_config.json` (how it was trained, `num_classes` when
+            neither model nor classifier has a classifier head).
+
+    Returns:
+        str, `model_dir`.
+    """
+    model_dir = os.fspath(model_dir)
+    if not hasattr(model, "encoder"):
+        raise TypeError(f"`model` must have an `encoder` (a SupConModel or CrossEntropyModel). Received: {model!r}")
+    if method is None:
+        method = "ce" if hasattr(model, "label_smoothing") and hasattr(model, "classifier_head") else "supcon"
+    head = getattr(classifier if classifier is not None else model, "classifier_head", None)
+    num_classes = int(head.num_classes) if head is not None else settings.get("num_classes")
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+        raise ValueError("The number of classes is unknown: expected a `classifier` (or a model with a classifier "
+                         f"head) or `num_classes=` >= 2. Received: num_classes={num_classes!r}")
+    image_size = model.encoder.input_shape[1]
+    if not isinstance(image_size, int):
+        raise ValueError(f"The encoder's input shape must be fixed, e.g. (32, 32, 3). Received: "
+                         f"{model.encoder.input_shape}")
+    config_path = os.path.join(model_dir, RUN_CONFIG)
+    if os.path.exists(config_path) and not overwrite:
+        raise RunDirectoryError(f"model_dir {model_dir!r} already holds a run ({RUN_CONFIG}); expected a new folder, "
+                                "or overwrite=True to replace it.")
+    check_writable(model_dir)
+    if overwrite:
+        clear(model_dir)
+    os.makedirs(model_dir, exist_ok=True)
+    model.save(os.path.join(model_dir, "model.keras"))
+    if classifier is not None:
+        classifier.save(os.path.join(model_dir, "classifier.keras"))
+    run_config = dict(settings, dataset=dataset, num_classes=num_classes, image_size=int(image_size), method=method,
+                      saved_by="supcon.training.save_run")
+    write_json_atomic(config_path, run_config)
+    return model_dir
