@@ -13,6 +13,10 @@ OPTIMIZERS = ("lars", "sgd", "nesterov", "rmsprop", "adam", "adamw", "lamb")
 SCHEDULES = ("cosine", "exponential", "piecewise", "constant")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+AUGMENT_ON = ("host", "device")  # supcon.data.batch_augment
+# The policies whose stage after the crop can run on the accelerator (--augment_on=device).
+DEVICE_AUGMENTATIONS = ("simaugment", "crop_flip")
+JIT_COMPILE = ("auto", "true", "false")  # supcon.training.run.resolve_jit_compile
 
 # eval.py.
 CORRUPTION_SOURCES = ("auto", "tfds", "generate")

@@ -8,6 +8,8 @@
   (`simaugment`, `autoaugment`, `randaugment`, `stacked_randaugment`, `crop_flip`,
   `none`);
   `eval_preprocess`; `auto_augment`, `rand_augment`; `mix_views` (MixUp/CutMix per view).
+* `DeviceAugmentation`: the flip/colour/grayscale/blur stage inside the training step
+  (`--augment_on=device`).
 """
 
 from supcon.data.augment import AUGMENTATIONS
@@ -17,6 +19,7 @@ from supcon.data.augment import random_resized_crop
 from supcon.data.autoaugment import IMAGENET_POLICY
 from supcon.data.autoaugment import auto_augment
 from supcon.data.autoaugment import rand_augment
+from supcon.data.batch_augment import DeviceAugmentation
 from supcon.data.mixing import mix_views
 from supcon.data.pipelines import pipeline
 from supcon.data.sources import DatasetInfo
@@ -26,6 +29,7 @@ from supcon.data.sources import load
 __all__ = [
     "AUGMENTATIONS",
     "DatasetInfo",
+    "DeviceAugmentation",
     "IMAGENET_POLICY",
     "Source",
     "auto_augment",

@@ -26,9 +26,9 @@ torchvision's ColorJitter and RandomGrayscale apply to the PIL images of the off
 SupCon code), repeated on the 3 channels.
 
 Where each op comes from:
-  * Horizontal flip: `keras.layers.RandomFlip`, driven through its public
-    `get_random_transformation(..., seed=)` / `transform_images` methods with a
-    `SeedStream` (see `_seeds.py`) instead of its stateful seed generator.
+  * Horizontal flip: one stateless coin (`_flip_coin`) and a reversed width axis, so
+    that one image and a batch with per-image coins (`supcon.data.batch_augment`) flip
+    alike (`keras.layers.RandomFlip` draws from a stateful generator).
   * Colour jitter and grayscale: hand-written (a few `tf` lines each), because Keras'
     layers define other transforms. `RandomBrightness` adds a delta instead of
     multiplying; `RandomContrast` blends each channel with its own mean, not with the
@@ -60,11 +60,11 @@ only for ImageNet-size images).
 
 import numbers
 
-import keras
 import tensorflow as tf
 
 from supcon.data import _seeds
 from supcon.data import autoaugment as _autoaugment
+from supcon.data import decode as _decode
 
 from supcon.choices import AUGMENTATIONS  # noqa: E402
 PAPER_CROP_SCALE = (0.08, 1.0)  # RandomResizedCrop scale (Chen et al. 2020, Appendix A).
@@ -93,7 +93,9 @@ def random_resized_crop(image, image_size, seed, scale=PAPER_CROP_SCALE,
     """Crops a random area fraction in `scale` with aspect ratio in `ratio`, resizes it.
 
     Args:
-        image: `[H, W, 3]`, uint8 or float32, values 0..255.
+        image: `[H, W, 3]`, uint8 or float32, values 0..255; or a scalar `tf.string` of
+            encoded image bytes, of which a JPEG is decoded inside the crop window only
+            (`supcon.data.decode.decode_window`: the same crop).
         image_size: int, output side length.
         seed: int `[2]` stateless seed.
         scale: `(min, max)` area fraction of the crop (default 0.08..1).
@@ -102,19 +104,44 @@ def random_resized_crop(image, image_size, seed, scale=PAPER_CROP_SCALE,
     Returns:
         float32 `[image_size, image_size, 3]`.
     """
-    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(image),
-        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-        seed=seed,
-        min_object_covered=scale[0],
-        aspect_ratio_range=ratio,
-        area_range=scale,
-        max_attempts=100,
-        use_image_if_no_bounding_boxes=True,
-    )
-    crop = tf.cast(tf.slice(image, begin, size), tf.float32)
+
+    def window(shape):
+        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            shape,
+            bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+            seed=seed,
+            min_object_covered=scale[0],
+            aspect_ratio_range=ratio,
+            area_range=scale,
+            max_attempts=100,
+            use_image_if_no_bounding_boxes=True,
+        )
+        return begin, size
+
+    if image.dtype == tf.string:
+        crop = _decode.decode_window(image, window)
+    else:
+        crop = tf.slice(image, *window(tf.shape(image)))
+    crop = tf.cast(crop, tf.float32)
     crop = tf.image.resize(crop, [image_size, image_size], method="bilinear")
     return tf.ensure_shape(crop, [image_size, image_size, 3])
+
+
+def crop_view(image, image_size, seed, scale=PAPER_CROP_SCALE):
+    """A policy's first stage alone: the random resized crop of the view with seed `seed`.
+
+    Args:
+        image: as for `random_resized_crop` (decoded, or encoded bytes).
+        image_size: int, output side length.
+        seed: int `[2]`, the view's seed (the policy's `seed`).
+        scale: `(min, max)` area fraction of the crop.
+
+    Returns:
+        float32 `[image_size, image_size, 3]`, the crop that `get_augmentation`'s policies
+        start from.
+    """
+    return random_resized_crop(image, image_size, _seeds.fold_in(seed, _STAGE_TAGS["crop"]),
+                               scale=scale)
 
 
 def eval_preprocess(image, image_size):
@@ -125,12 +152,15 @@ def eval_preprocess(image, image_size):
     convention). Smaller sizes: shorter side to `image_size`, then the central crop.
 
     Args:
-        image: `[H, W, 3]`, uint8 or float32, values 0..255.
+        image: `[H, W, 3]`, uint8 or float32, values 0..255, or a scalar `tf.string` of
+            encoded image bytes.
         image_size: int, output side length.
 
     Returns:
         float32 `[image_size, image_size, 3]`, values 0..255.
     """
+    if image.dtype == tf.string:
+        image = _decode.decode(image)
     image = tf.cast(image, tf.float32)
     target = image_size + EVAL_RESIZE_MARGIN if image_size >= LARGE_IMAGE_SIZE else image_size
     shape = tf.shape(image)
@@ -148,10 +178,15 @@ def eval_preprocess(image, image_size):
     return tf.ensure_shape(tf.clip_by_value(image, 0.0, 255.0), [image_size, image_size, 3])
 
 
-def _apply(layer, images, stream):
-    """Runs a Keras preprocessing layer on `images` with randomness from `stream`."""
-    transformation = layer.get_random_transformation(images, training=True, seed=stream)
-    return layer.transform_images(images, transformation, training=True)
+def _flip_coin(seed, shape=()):
+    """True (flip) with probability 1/2 (torchvision `RandomHorizontalFlip`), bool `shape`."""
+    return tf.random.stateless_uniform(shape, seed=seed) < 0.5
+
+
+def _flip(images, flips):
+    """Reverses the width axis of the images `[..., H, W, C]` whose `flips` is true."""
+    flips = tf.reshape(flips, tf.concat([tf.shape(flips), [1, 1, 1]], axis=0))
+    return tf.where(flips, tf.reverse(images, axis=[-2]), images)
 
 
 def _random_apply(function, probability, image, seed):
@@ -165,7 +200,7 @@ def _random_apply(function, probability, image, seed):
 
 
 def _gray(image):
-    """ITU-R 601 luma `[H, W]` of a float32 `[H, W, 3]` image."""
+    """ITU-R 601 luma `[..., H, W]` of float32 images `[..., H, W, 3]`."""
     return tf.tensordot(image, tf.constant(LUMA_WEIGHTS, tf.float32), axes=[[-1], [0]])
 
 
@@ -185,7 +220,9 @@ def _adjust_brightness(image, factor):
 
 
 def _adjust_contrast(image, factor):
-    return _blend(image, tf.reduce_mean(_gray(image)), factor)
+    # One mean per image: `[..., 1, 1, 1]` for images `[..., H, W, 3]`.
+    return _blend(image, tf.reduce_mean(_gray(image), axis=[-2, -1], keepdims=True)[..., None],
+                  factor)
 
 
 def _adjust_saturation(image, factor):
@@ -205,30 +242,81 @@ def _adjust_hue(image, shift):
 _JITTER_OPS = (_adjust_brightness, _adjust_contrast, _adjust_saturation, _adjust_hue)
 
 
-def _jitter_params(seed, strength):
+def _jitter_params(seed, strength, shape=()):
     """Draws the jitter's factors and order for strength `strength` (torchvision ranges).
 
+    Args:
+        seed: int `[2]` stateless seed.
+        strength: Python float s.
+        shape: leading shape: `()` for one image, `(n,)` for n images from one seed (the
+            first image's draws are those of `shape=()`).
+
     Returns:
-        `(factors, order)`: float32 `[4]` brightness, contrast, saturation factors in
-        U[max(0, 1 - 0.8 s), 1 + 0.8 s] and hue shift in U[-0.2 s, 0.2 s]; int32 `[4]`,
-        a uniformly random permutation of the four ops (torchvision's `randperm(4)`).
+        `(factors, order)`: float32 `shape + [4]` brightness, contrast, saturation factors
+        in U[max(0, 1 - 0.8 s), 1 + 0.8 s] and hue shift in U[-0.2 s, 0.2 s]; int32
+        `shape + [4]`, a uniformly random permutation of the four ops (torchvision's
+        `randperm(4)`).
     """
+    shape = list(shape) + [len(_JITTER_OPS)]
     brightness, contrast, saturation, hue = (strength * k for k in COLOR_JITTER_PER_STRENGTH)
     low = tf.constant([max(0.0, 1.0 - brightness), max(0.0, 1.0 - contrast),
                        max(0.0, 1.0 - saturation), -hue], tf.float32)
     high = tf.constant([1.0 + brightness, 1.0 + contrast, 1.0 + saturation, hue], tf.float32)
-    factors = low + (high - low) * tf.random.stateless_uniform([4], seed=_seeds.fold_in(seed, 0))
-    order = tf.argsort(tf.random.stateless_uniform([4], seed=_seeds.fold_in(seed, 1)))
+    factors = low + (high - low) * tf.random.stateless_uniform(shape, seed=_seeds.fold_in(seed, 0))
+    order = tf.argsort(tf.random.stateless_uniform(shape, seed=_seeds.fold_in(seed, 1)), axis=-1)
     return factors, tf.cast(order, tf.int32)
 
 
-def _color_jitter(image, factors, order):
-    """Applies the four jitter ops with `factors` (b, c, s, h) in the op order `order`."""
+def _color_jitter(image, factors, order, static_shapes=False):
+    """Applies the four jitter ops with `factors` (b, c, s, h) in the op order `order`.
+
+    Batched, each image with its own factors and order: at each of the four positions, the
+    three blends (brightness, contrast, saturation: `f * x + (1 - f) * reference`, clipped)
+    are one blend whose reference and factor are picked per image, and the hue shift runs
+    on the images whose op at that position is the hue. So every image gets each op once,
+    with the arithmetic of the op functions above.
+
+    Args:
+        image: float32 `[H, W, 3]` or a batch `[N, H, W, 3]`, values 0..255.
+        factors: float32 `[4]` / `[N, 4]`.
+        order: int32 `[4]` / `[N, 4]`, a permutation of 0..3 per image.
+        static_shapes: False (default): the hue runs on the images that need it only
+            (a gather of dynamic size); True: on all, keeping those that need it (the
+            shapes XLA compiles, at 4x the hue's work).
+
+    Returns:
+        float32, the shape of `image`.
+    """
+    if len(image.shape) == 3:
+        return _color_jitter(image[None], factors[None], order[None], static_shapes)[0]
+    factors = tf.cast(factors, tf.float32)
+    hue_op = len(_JITTER_OPS) - 1
     for position in range(len(_JITTER_OPS)):
-        branches = [lambda im=image, k=k: _JITTER_OPS[k](im, factors[k])
-                    for k in range(len(_JITTER_OPS))]
-        image = tf.ensure_shape(tf.switch_case(order[position], branches), image.shape)
+        op = order[:, position]
+        # The blend factor of the image's op (1 for the hue: clip(x) = x on 0..255 images).
+        factor = tf.where(op == hue_op, 1.0, tf.gather(factors, op, batch_dims=1))
+        gray = _gray(image)[..., None]
+        mean = tf.reduce_mean(gray, axis=[1, 2, 3], keepdims=True)
+        reference = tf.where((op == 1)[:, None, None, None], mean,
+                             tf.where((op == 2)[:, None, None, None], gray, 0.0))
+        image = _blend(image, reference, factor[:, None, None, None])
+        image = _where_images(op == hue_op, image, static_shapes,
+                              lambda x, s: _adjust_hue(x, s[:, None, None]), factors[:, hue_op])
     return image
+
+
+def _where_images(mask, images, static_shapes, function, *args):
+    """`function(images, *args)` on the images where `mask` `[N]` is true, others unchanged.
+
+    With `static_shapes=False` the function sees only those images (a dynamic gather and
+    scatter: its work is done once per selected image); with True it runs on all of them
+    and a select keeps its outputs where `mask` is true.
+    """
+    if static_shapes:
+        return tf.where(mask[:, None, None, None], function(images, *args), images)
+    index = tf.where(mask)
+    selected = function(tf.gather_nd(images, index), *(tf.gather_nd(a, index) for a in args))
+    return tf.tensor_scatter_nd_update(images, index, selected)
 
 
 def _random_color_jitter(image, seed, strength):
@@ -240,31 +328,40 @@ def _random_color_jitter(image, seed, strength):
 
 
 def gaussian_blur(image, sigma, kernel_size):
-    """Separable Gaussian blur of an `[H, W, 3]` image (reflect-padded borders).
+    """Separable Gaussian blur of an `[H, W, 3]` image or a batch (reflect-padded borders).
 
     Hand-written instead of `keras.layers.RandomGaussianBlur`, which convolves with the
     full 2-D kernel and always computes the blurred image: at 224 px with SimCLR's
-    23-tap kernel that made SimAugment ~10x slower than the rest of the policy.
+    23-tap kernel that made SimAugment ~10x slower than the rest of the policy. A batch
+    is one depthwise convolution whose channels are the images' channels (each image
+    its own kernel).
 
     Args:
-        image: float32 `[H, W, 3]`.
-        sigma: scalar float, the standard deviation in pixels.
+        image: float32 `[H, W, 3]`, or `[N, H, W, 3]`.
+        sigma: float, the standard deviation in pixels: a scalar, or `[N]` for a batch.
         kernel_size: odd Python int.
 
     Returns:
-        float32 `[H, W, 3]`.
+        float32, the shape of `image`.
     """
+    if len(image.shape) == 3:
+        return gaussian_blur(image[None], tf.reshape(sigma, [1]), kernel_size)[0]
     radius = kernel_size // 2
     x = tf.range(-radius, radius + 1, dtype=tf.float32)
-    kernel = tf.exp(-0.5 * tf.square(x / sigma))
-    kernel /= tf.reduce_sum(kernel)
-    padded = tf.pad(image[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]],
-                    mode="REFLECT")
-    vertical = tf.tile(tf.reshape(kernel, [kernel_size, 1, 1, 1]), [1, 1, 3, 1])
-    horizontal = tf.tile(tf.reshape(kernel, [1, kernel_size, 1, 1]), [1, 1, 3, 1])
-    blurred = tf.nn.depthwise_conv2d(padded, vertical, [1, 1, 1, 1], "VALID")
-    blurred = tf.nn.depthwise_conv2d(blurred, horizontal, [1, 1, 1, 1], "VALID")
-    return tf.ensure_shape(blurred[0], image.shape)
+    sigma = tf.broadcast_to(tf.cast(sigma, tf.float32), tf.shape(image)[:1])
+    kernel = tf.exp(-0.5 * tf.square(x[None] / sigma[:, None]))  # [N, kernel_size].
+    kernel /= tf.reduce_sum(kernel, axis=1, keepdims=True)
+    kernel = tf.repeat(tf.transpose(kernel), 3, axis=1)  # [kernel_size, N * 3], image-major.
+    shape = tf.shape(image)
+    padded = tf.pad(image, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    # [N, H', W', 3] -> [1, H', W', N * 3]: the images side by side as channels.
+    stacked = tf.reshape(tf.transpose(padded, [1, 2, 0, 3]),
+                         [1, shape[1] + 2 * radius, shape[2] + 2 * radius, -1])
+    blurred = tf.nn.depthwise_conv2d(stacked, kernel[:, None, :, None], [1, 1, 1, 1], "VALID")
+    blurred = tf.nn.depthwise_conv2d(blurred, kernel[None, :, :, None], [1, 1, 1, 1], "VALID")
+    blurred = tf.transpose(tf.reshape(blurred[0], [shape[1], shape[2], shape[0], 3]),
+                           [2, 0, 1, 3])
+    return tf.ensure_shape(blurred, image.shape)
 
 
 def _blur_kernel_size(blur, image_size):
@@ -291,14 +388,13 @@ def _stages(name, image_size, *, crop_scale, num_ops, magnitude, blur, color_jit
       * `autoaugment` / `randaugment`: crop, flip, AutoAugment / RandAugment(N, M).
     The blur stage is left out when `blur` says so (see `get_augmentation`).
     """
-    flip = keras.layers.RandomFlip("horizontal")
     kernel_size = _blur_kernel_size(blur, image_size)
 
     def crop(image, seed):
         return random_resized_crop(image, image_size, seed, scale=crop_scale)
 
     def random_flip(image, seed):
-        return _apply(flip, image[None], _seeds.SeedStream(seed))[0]
+        return _flip(image, _flip_coin(seed))
 
     def color_jitter(image, seed):
         return _random_apply(
@@ -373,7 +469,8 @@ def get_augmentation(name, image_size, *, crop_scale=PAPER_CROP_SCALE, num_ops=2
     Returns:
         A function `(image [H, W, 3] uint8/float32 0..255, seed int [2]) -> float32
         [image_size, image_size, 3] 0..255`, made of stateless TF ops (usable in
-        `tf.data.Dataset.map`).
+        `tf.data.Dataset.map`). `image` may also be a scalar `tf.string` of encoded bytes:
+        a JPEG is then decoded inside the crop window only.
 
     Example:
         >>> policy = get_augmentation("simaugment", 32)

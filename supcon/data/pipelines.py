@@ -6,8 +6,13 @@ Eval element: `(images, labels)`, images float32 `[B, H, W, 3]`, labels int32 `[
 
 Order of the training pipeline: source -> cache (decoded, small sets) -> shuffle
 (seeded) -> enumerate -> parallel map making V views (stateless seeds from
-`(seed, element index, view)`) -> batch with `drop_remainder` -> [MixUp/CutMix per view]
--> prefetch. Options: deterministic order, and `AutoShardPolicy.DATA` so
+`(seed, element index, view)`) -> batch with `drop_remainder` -> [the stage after the crop,
+batched] -> [MixUp/CutMix per view] -> prefetch. A source that is not cached and has its
+encoded images (`Source.encoded`: image folders, TFDS) is read encoded, and each view
+decodes a JPEG inside its crop window only. For `simaugment` and `crop_flip` the map makes
+the crops and draws each view's parameters, and the flip/colour/grayscale/blur stage runs
+on the whole batch (`supcon.data.batch_augment`; the per-image policy's views up to float
+rounding), or, with `augment_on="device"`, in the training step instead. Options: deterministic order, and `AutoShardPolicy.DATA` so
 `tf.distribute` shards by element (works for any source and for multi-worker).
 
 The training stream (`repeat=True`) is a pure function of `(seed, batch index)`: pass `p`
@@ -25,7 +30,9 @@ reshuffled on every iteration instead, so that each epoch sees another order.
 import tensorflow as tf
 
 from supcon.data import _seeds
+from supcon.choices import AUGMENT_ON
 from supcon.data import augment as _augment
+from supcon.data import batch_augment as _batch_augment
 from supcon.data import mixing as _mixing
 from supcon.data import sources as _sources
 
@@ -40,7 +47,7 @@ def pipeline(source="digits", split="train", *, views=2, augmentation="simaugmen
              batch_size, training, seed=0, mixup=0.0, cutmix=0.0, image_size=None,
              data_dir=None, crop_scale=_augment.PAPER_CROP_SCALE, num_ops=2, magnitude=9,
              color_jitter_strength=_augment.DEFAULT_COLOR_JITTER_STRENGTH, blur="auto",
-             cache=None, shuffle_buffer=None, repeat=False, start_batch=0):
+             cache=None, shuffle_buffer=None, repeat=False, start_batch=0, augment_on="host"):
     """Builds the input pipeline for training (V augmented views) or evaluation.
 
     Args:
@@ -78,6 +85,9 @@ def pipeline(source="digits", split="train", *, views=2, augmentation="simaugmen
             without `steps_per_epoch` expects).
         start_batch: with `repeat=True`, the stream from this batch index on (a resumed
             run passes its global step). Default 0.
+        augment_on: `"host"` (default): finished views; `"device"` (training,
+            `simaugment` / `crop_flip` only): the views are the crops, and
+            `supcon.data.batch_augment.DeviceAugmentation` does the rest in the training step.
 
     Returns:
         A `tf.data.Dataset` of the elements described in the module docstring.
@@ -104,6 +114,13 @@ def pipeline(source="digits", split="train", *, views=2, augmentation="simaugmen
         raise ValueError("`start_batch` applies to the training stream (training=True, "
                          f"repeat=True). Received: start_batch={start_batch}, training={training}, "
                          f"repeat={repeat}")
+    if augment_on not in AUGMENT_ON:
+        raise ValueError(f"`augment_on` must be one of {AUGMENT_ON}. Received: augment_on={augment_on!r}")
+    if augment_on == "device":
+        _batch_augment.check_policy(augmentation)
+        if not training or mixup or cutmix:
+            raise ValueError("`augment_on='device'` applies to training views without MixUp/CutMix. "
+                             f"Received: training={training}, mixup={mixup}, cutmix={cutmix}")
     if mixup < 0:
         raise ValueError(f"`mixup` must be >= 0. Received: mixup={mixup}")
     if not 0 <= cutmix <= 1:
@@ -127,6 +144,9 @@ def pipeline(source="digits", split="train", *, views=2, augmentation="simaugmen
     if cache is None:
         cache = height is not None and width is not None and (
             source.num_examples * height * width * 3 <= CACHE_LIMIT_BYTES)
+    encoded = training and not cache and source.encoded is not None
+    if encoded:
+        dataset = source.encoded  # Decoded by each view's crop (a JPEG: its window only).
     if cache:
         dataset = dataset.cache()
     if not training:
@@ -144,14 +164,41 @@ def pipeline(source="digits", split="train", *, views=2, augmentation="simaugmen
     else:
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
 
+    batched_stage = augmentation in _batch_augment.DEVICE_AUGMENTATIONS
+
     def make_views(index, example):
         image, label = example
-        view_list = [policy(image, _seeds.fold_in(root, index, v)) for v in range(views)]
-        return tf.stack(view_list), label
+        view_seeds = [_seeds.fold_in(root, index, v) for v in range(views)]
+        if not batched_stage:
+            return tf.stack([policy(image, seed) for seed in view_seeds]), label
+        crops = tf.stack([_augment.crop_view(image, image_size, seed, crop_scale)
+                          for seed in view_seeds])
+        if augment_on == "device":
+            return crops, label
+        params = [_batch_augment.draw_params(seed, (), policy=augmentation,
+                                             color_jitter_strength=color_jitter_strength)
+                  for seed in view_seeds]
+        return (crops, tf.nest.map_structure(lambda *p: tf.stack(p), *params)), label
 
     dataset = dataset.enumerate(start=first_element).map(
         make_views, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if encoded:
+        # A file that TensorFlow cannot decode (Pillow could) is dropped, as the source does.
+        dataset = dataset.ignore_errors(log_warning=True)
     dataset = dataset.batch(batch_size, drop_remainder=True)
+    if batched_stage and augment_on == "host":
+        kernel_size = _augment._blur_kernel_size(blur, image_size)  # pylint: disable=protected-access
+
+        def finish_views(batch, labels):
+            crops, params = batch
+            flat = tf.reshape(crops, [-1, image_size, image_size, 3])
+            params = tf.nest.map_structure(
+                lambda p: tf.reshape(p, tf.concat([[-1], tf.shape(p)[2:]], axis=0)), params)
+            flat = _batch_augment.apply_params(flat, params, blur_kernel_size=kernel_size)
+            return tf.reshape(flat, tf.shape(crops)), labels
+
+        dataset = dataset.map(finish_views, num_parallel_calls=tf.data.AUTOTUNE,
+                              deterministic=True)
     if mixup or cutmix:
         num_classes = source.info.num_classes
         mix_root = _seeds.fold_in(root, -1)

@@ -32,6 +32,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging as absl_logging
 
+from supcon.data import decode as _decode
+
 DIGITS_IMAGE_SIZE = 32
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
@@ -71,12 +73,16 @@ class Source:
             cannot decode is dropped from `dataset` (and logged) without being subtracted.
         info: the data set's `DatasetInfo`.
         split: the split this is.
+        encoded: None, or `dataset` before decoding: `(scalar tf.string of the encoded
+            image, int32 [])` in the same order, for pipelines that decode JPEGs inside
+            the crop window only (`supcon.data.decode`).
     """
 
     dataset: tf.data.Dataset
     num_examples: int
     info: DatasetInfo
     split: str
+    encoded: tf.data.Dataset | None = None
 
 
 def load(name="digits", split="train", *, data_dir=None, seed=0):
@@ -193,11 +199,15 @@ def _load_tfds(name, split, data_dir):
                          f"Received: split={split!r}") from error
     dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
     dataset = dataset.map(_standardize_example, num_parallel_calls=tf.data.AUTOTUNE)
+    encoded = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False,
+                                 decoders={image_key: tfds.decode.SkipDecoding()})
+    encoded = encoded.map(lambda image, label: (image, tf.cast(label, tf.int32)))
     height, width = image_feature.shape[:2]
     info_out = DatasetInfo(
         name=name, num_classes=label_feature.num_classes, image_shape=(height, width, 3),
         split_sizes=split_sizes, class_names=tuple(getattr(label_feature, "names", ()) or ()))
-    return Source(dataset=dataset, num_examples=num_examples, info=info_out, split=split)
+    return Source(dataset=dataset, num_examples=num_examples, info=info_out, split=split,
+                  encoded=encoded)
 
 
 @contextlib.contextmanager
@@ -351,14 +361,14 @@ def _load_folder(name, split, seed):
     split_sizes[split] = len(files)  # Only this split's files were checked.
     info = DatasetInfo(name=name, num_classes=len(class_names), image_shape=(height, width, 3),
                        split_sizes=split_sizes, class_names=tuple(class_names))
-    dataset = tf.data.Dataset.from_tensor_slices(
+    encoded = tf.data.Dataset.from_tensor_slices(
         (tf.constant(files), tf.constant(labels, tf.int32)))
-    dataset = dataset.map(_decode_file, num_parallel_calls=tf.data.AUTOTUNE)
-    # A file Pillow accepted but TF cannot decode is dropped here instead of failing.
+    encoded = encoded.map(lambda path, label: (tf.io.read_file(path), label),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = encoded.map(lambda image, label: (_decode.decode(image), label),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    # A file Pillow accepted but TF cannot decode is dropped here instead of failing (a
+    # pipeline reading `encoded` drops it where it decodes).
     dataset = dataset.ignore_errors(log_warning=True)
-    return Source(dataset=dataset, num_examples=len(files), info=info, split=split)
-
-
-def _decode_file(path, label):
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    return tf.ensure_shape(image, [None, None, 3]), label
+    return Source(dataset=dataset, num_examples=len(files), info=info, split=split,
+                  encoded=encoded)

@@ -261,6 +261,12 @@ class MultiViewModel(keras.Model):
     sample_weight)`, and list their extra metric objects in `_extra_metrics`; state that
     follows the weights (a momentum key encoder) is updated in `_after_optimizer_step`.
 
+    `train_augmentation` (default None) is a function `(views, step, replica) -> views`
+    that the training step applies to its inputs before the forward pass
+    (`supcon.data.batch_augment.DeviceAugmentation` for `--augment_on=device`). It is a
+    setting of the training run: `call`, `evaluate`, `predict` and exports never use it, and
+    it is not saved with the model.
+
     The step mirrors Keras' own TensorFlow `train_step`: the loss from `compute_loss`
     is a per-replica share (Keras mean losses divide by `num_replicas_in_sync`), so it
     is multiplied back only for the `loss` metric; `optimizer.scale_loss` and
@@ -271,6 +277,7 @@ class MultiViewModel(keras.Model):
         super().__init__(**kwargs)
         self._loss_metric = keras.metrics.Mean(name="loss")
         self._traced_input_kinds = {}
+        self.train_augmentation = None
 
     # Keras traces its step functions with `reduce_retracing=True`: after seeing images
     # [B, H, W, C] and then views [B, V, H, W, C] it relaxes the input to an unknown rank,
@@ -330,6 +337,8 @@ class MultiViewModel(keras.Model):
         checks += self._check_targets(y)
         if checks:  # In a graph: the inputs wait for the label checks.
             x = tf.nest.map_structure(lambda t: _checks.with_checks(ops.convert_to_tensor(t), checks), x)
+        if training and self.train_augmentation is not None:
+            x = self._augment(x)
         if training:
             with tf.GradientTape() as tape:
                 y_pred = self(x, training=True)
@@ -346,6 +355,14 @@ class MultiViewModel(keras.Model):
         self._loss_metric.update_state(loss * ops.cast(num_replicas(), loss.dtype), sample_weight=batch_size)
         self._update_extra_metrics(y, y_pred, sample_weight)
         return {m.name: m.result() for m in self.metrics}
+
+    def _augment(self, x):
+        """`train_augmentation` of the inputs, seeded by the optimizer step and the replica."""
+        if isinstance(x, (tuple, list)):  # V batches: one [B, V, ...] tensor, one draw per view.
+            x = ops.stack([ops.convert_to_tensor(v) for v in x], axis=1)
+        replica = tf.distribute.get_replica_context()
+        replica_id = replica.replica_id_in_sync_group if replica is not None else 0
+        return self.train_augmentation(x, step=self.optimizer.iterations, replica=replica_id)
 
     def train_step(self, data):
         return self._step(data, training=True)

@@ -54,6 +54,9 @@ class TrainConfig:
     randaugment_magnitude: float = 9.0
     mixup: float = 0.0
     cutmix: float = 0.0
+    # Where the per-pixel stage (flip, colour, grayscale, blur) runs: "host" (tf.data) or "device"
+    # (batched inside the training step, on the accelerator); decoding and cropping stay on the host.
+    augment_on: str = "host"
     # Method and encoder.
     method: str = "supcon"
     encoder: str = "resnet"  # Or "keras:NAME", any keras.applications architecture.
@@ -125,6 +128,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = True
     steps_per_execution: int = 1
+    jit_compile: str = "auto"  # XLA for the training step: auto (single GPU/TPU only), true, false.
     checkpoint_steps: int = 100
     keep_checkpoints: int = 3
     verbose: int = 1

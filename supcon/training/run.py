@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from supcon import data as data_lib
+from supcon.choices import JIT_COMPILE
 from supcon import losses as losses_lib
 from supcon import models as models_lib
 from supcon.training import checkpointing, resume, run_dir, schedules
@@ -110,6 +111,44 @@ def build_model(config, num_classes, image_size):
         )
     model(tf.zeros((1, image_size, image_size, 3)), training=False)  # Creates every variable.
     return model
+
+
+def resolve_jit_compile(setting, *, num_replicas, device_type):
+    """Whether the training step is compiled with XLA (`--jit_compile`).
+
+    `"auto"` compiles for a single GPU or TPU replica only: on CPU the ResNet-18 step at
+    64x2 views measured 46.8 views/s with XLA against 62.7 without (2 cores), and under
+    multi-replica `tf.distribute` XLA measured slower too.
+
+    Args:
+        setting: `"auto"`, `"true"` or `"false"`.
+        num_replicas: int, replicas in sync of the run's strategy.
+        device_type: `"CPU"`, `"GPU"` or `"TPU"`, the device the replicas run on.
+
+    Returns:
+        bool.
+
+    Example:
+        >>> resolve_jit_compile("auto", num_replicas=1, device_type="GPU")
+        True
+    """
+    if setting not in JIT_COMPILE:
+        raise ValueError(f"`jit_compile` must be one of {JIT_COMPILE}. Received: jit_compile={setting!r}")
+    if setting != "auto":
+        return setting == "true"
+    return num_replicas == 1 and device_type in ("GPU", "TPU")
+
+
+def _device_type(strategy):
+    """`"TPU"`, `"GPU"` or `"CPU"`: the kind of device the strategy's replicas run on."""
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return "TPU"
+    devices = getattr(strategy.extended, "worker_devices", None) or ()
+    if any("GPU" in device.upper() for device in devices):
+        return "GPU"
+    if not devices and tf.config.list_logical_devices("GPU"):  # Default strategy: TF's placement.
+        return "GPU"
+    return "CPU"
 
 
 def _nan_hint(config):
@@ -235,6 +274,7 @@ def build_data(run):
             image_size=image_size,
             repeat=True,  # One infinite stream: element indices (and augmentations) never repeat.
             start_batch=start_batch,
+            augment_on=config.augment_on,
         )
         if teacher is not None:
             stream = with_teacher_targets(stream, teacher, num_classes=num_classes,
@@ -320,11 +360,21 @@ def build_training_model(run, data):
             lars_eta=config.lars_eta,
         )
         loss = build_loss(config)
+        jit_compile = resolve_jit_compile(
+            config.jit_compile, num_replicas=run.strategy.num_replicas_in_sync,
+            device_type=_device_type(run.strategy))
         model.compile(
             optimizer=optimizer,
             **({"loss": loss} if loss is not None else {}),
             steps_per_execution=config.steps_per_execution,
+            jit_compile=jit_compile,
         )
+        if config.augment_on == "device":
+            # Static shapes under XLA (every op on the whole batch); gathers otherwise.
+            model.train_augmentation = data_lib.DeviceAugmentation(
+                config.augmentation, data.image_size, seed=config.seed,
+                color_jitter_strength=config.color_jitter_strength, blur=config.blur,
+                static_shapes=jit_compile)
         model.optimizer.build(model.trainable_variables)
     return model
 
@@ -361,6 +411,8 @@ def pretrain(run, data, model):
         callbacks.append(EpochSummaries(summaries_dir))
         if start_step == 0:  # What the augmentation does to the first images, once per run.
             views, _ = next(iter(data.stream_from(0)))
+            if model.train_augmentation is not None:  # --augment_on=device: crops so far.
+                views = model.train_augmentation(views, step=0, replica=0)
             summaries.write_view_grid(tf.summary.create_file_writer(summaries_dir),
                                       views[:VIEW_GRID_IMAGES])
     if start_step < total_steps:
