@@ -1,63 +1,7 @@
 """Input validation shared by the contrastive losses (public entry points only)."""
 
-import math
-import numbers
-
 import numpy as np
 import tensorflow as tf
-
-from supcon.losses import _engine
-
-
-def check_choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(
-            f"`{name}` must be one of {', '.join(repr(a) for a in allowed)}. "
-            f"Received: {name}={value!r}"
-        )
-
-
-def check_positive_number(name, value, allow_none=False):
-    if value is None and allow_none:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not value > 0
-        or not math.isfinite(value)
-    ):
-        expected = "a positive finite number" + (" or None" if allow_none else "")
-        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
-
-
-def check_optional_int(name, value, minimum):
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(
-            f"`{name}` must be None or an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
-        )
-
-
-def check_options(
-    *,
-    temperature,
-    base_temperature,
-    contrast_mode,
-    block_size,
-    summation="outside",
-    denominator="all",
-    positives_cap=None,
-):
-    """Validates the scalar options of every loss of the family."""
-    check_positive_number("temperature", temperature)
-    check_positive_number("base_temperature", base_temperature, allow_none=True)
-    check_choice("contrast_mode", contrast_mode, _engine.CONTRAST_MODES)
-    check_choice("summation", summation, _engine.SUMMATIONS)
-    check_choice("denominator", denominator, _engine.DENOMINATORS)
-    check_optional_int("positives_cap", positives_cap, 0)
-    check_optional_int("block_size", block_size, 1)
 
 
 def to_tensor(name, value, expected):

@@ -19,26 +19,16 @@ supervised contrastive loss; TF Model Garden and the official code materialize
 the full ``(VB) x (VB)`` logits, mask with large constants, and do not gather
 negatives across replicas in the loss.
 
-Numerics (all in float32 whatever the input dtype):
-  * Row maxima are taken over the entries a log-sum-exp actually sums, and are
-    detached (``stop_gradient``): they cancel mathematically, so they only
-    guard ``exp`` against overflow; taking them over the summed set also keeps
-    the largest term at ``exp(0) = 1``, so a denominator never underflows to 0
-    even at temperature 0.01.
-  * Self-contrast and dropped positives are removed *multiplicatively*, after
-    clamping the shifted logits at 0, so no ``+-1e9`` fill ever appears (such
-    fills overflow in float16 and produce ``inf * 0 = nan``).
-  * An anchor with no positive (or, for ``denominator="only_negatives"``, no
-    negative) is marked invalid and contributes exactly 0 with zero gradient.
+The per-block mathematics and their closed-form gradients are
+`supcon.losses._closed_form`; everything runs in float32 whatever the input
+dtype.
 """
 
 import collections
 
 import tensorflow as tf
 
-SUMMATIONS = ("outside", "inside")
-DENOMINATORS = ("all", "one_positive", "only_negatives")
-CONTRAST_MODES = ("all", "one")
+from supcon.losses import _closed_form
 
 
 # What a pair-weight function sees for a block of anchor rows and all contrast
@@ -49,96 +39,6 @@ Pairs = collections.namedtuple(
     "Pairs",
     ["anchor_samples", "anchor_local", "anchor_views", "contrast_samples", "contrast_views", "gathered"],
 )
-
-
-def _masked_logsumexp(values, mask):
-    """Row-wise log-sum-exp over the entries where `mask` is true.
-
-    Args:
-      values: float32 `[rows, cols]`.
-      mask: bool `[rows, cols]`.
-
-    Returns:
-      `(lse, nonempty)`: float32 `[rows]` (0 for empty rows, with zero
-      gradient) and bool `[rows]`.
-    """
-    nonempty = tf.reduce_any(mask, axis=1)
-    lowest = tf.constant(values.dtype.min, values.dtype)
-    row_max = tf.reduce_max(tf.where(mask, values, lowest), axis=1, keepdims=True)
-    row_max = tf.stop_gradient(tf.where(nonempty[:, None], row_max, 0.0))
-    # Excluded entries (which may exceed the row max and overflow exp) are
-    # zeroed before exp and removed by the multiplicative mask afterwards.
-    # (Not `tf.minimum(shifted, 0)`: at the row max the tie sends the whole
-    # gradient to the constant under XLA.)
-    shifted = tf.where(mask, values - row_max, 0.0)
-    total = tf.reduce_sum(tf.exp(shifted) * tf.cast(mask, values.dtype), axis=1)
-    safe_total = tf.where(nonempty, total, 1.0)
-    return tf.squeeze(row_max, 1) + tf.math.log(safe_total), nonempty
-
-
-def block_losses(
-    anchors,
-    contrasts,
-    pair_weights,
-    is_self,
-    *,
-    temperature,
-    summation,
-    denominator,
-    drop_mask=None,
-):
-    """Per-anchor losses for a block of anchors against all contrasts.
-
-    Args:
-      anchors: float32 `[rows, dim]`.
-      contrasts: float32 `[cols, dim]`.
-      pair_weights: float32 `[rows, cols]`, non-negative; 0 on self-contrast.
-        Binary for SupCon, label similarities for GenSCL.
-      is_self: bool `[rows, cols]`, true where the column is the anchor itself.
-      temperature: python float.
-      summation: "outside" (Eq. 2) or "inside" (Eq. 3).
-      denominator: "all", "one_positive" or "only_negatives".
-      drop_mask: optional bool `[rows, cols]`: pairs removed from both the
-        numerator and the denominator (positives beyond `positives_cap`).
-
-    Returns:
-      `(losses, valid)`: float32 `[rows]` (0 where invalid) and bool `[rows]`.
-    """
-    # 1/tau scales the [rows, dim] anchors, not the [rows, cols] logits.
-    logits = tf.matmul(anchors * (1.0 / temperature), contrasts, transpose_b=True)
-    excluded = is_self if drop_mask is None else tf.logical_or(is_self, drop_mask)
-
-    if denominator == "all":
-        log_denominator, valid = _masked_logsumexp(logits, tf.logical_not(excluded))
-        log_denominator = log_denominator[:, None]
-    else:
-        negative = tf.logical_not(tf.logical_or(pair_weights > 0.0, excluded))
-        log_negatives, has_negative = _masked_logsumexp(logits, negative)
-        if denominator == "only_negatives":
-            log_denominator, valid = log_negatives[:, None], has_negative
-        else:  # "one_positive": exp(z_p) + sum over negatives, per pair.
-            # log(e^a + e^b) = a + softplus(b - a): stable, and tie-free gradients.
-            log_sum = logits + tf.nn.softplus(log_negatives[:, None] - logits)
-            log_denominator = tf.where(has_negative[:, None], log_sum, logits)
-            valid = tf.ones_like(has_negative)
-
-    weight_sum = tf.reduce_sum(pair_weights, axis=1)
-    valid = tf.logical_and(valid, weight_sum > 0.0)
-    safe_weight_sum = tf.where(valid, weight_sum, 1.0)
-    if summation == "outside":
-        weighted_logits = tf.reduce_sum(pair_weights * logits, axis=1)
-        if denominator == "all":  # Row-constant denominator: sum_p w_p (z_p - lse).
-            weighted_log_prob = weighted_logits - weight_sum * log_denominator[:, 0]
-        else:
-            weighted_log_prob = weighted_logits - tf.reduce_sum(pair_weights * log_denominator, axis=1)
-        losses = -weighted_log_prob / safe_weight_sum
-    else:
-        # Eq. 3: -log( sum_p w_p exp(log_prob_p) / sum_p w_p ), in log space.
-        positive = pair_weights > 0.0
-        log_weights = tf.math.log(tf.where(positive, pair_weights, 1.0))
-        lse, _ = _masked_logsumexp(logits - log_denominator + log_weights, positive)
-        losses = -(lse - tf.math.log(safe_weight_sum))
-    return tf.where(valid, losses, 0.0), valid
 
 
 def replica_gather(features, *others):
@@ -184,18 +84,24 @@ def _rows(tensor, start, size):
 
 
 def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
-    """Runs `block_fn` over row blocks of `anchors`, densely or blockwise.
+    """Runs `block_fn` over row blocks of `anchors` with its closed-form gradient.
 
-    With `block_size=None` the whole anchor matrix is one block and autodiff
-    keeps every intermediate, `O(rows x cols)` memory. Otherwise the anchors
-    are zero-padded to whole blocks, blocks run in a `tf.while_loop`, and the
-    backward pass recomputes each block from the inputs, so peak memory is
-    `O(block_size x cols)`; values and gradients are the dense ones. Every
-    block has the same static shape, so the loop also compiles with XLA.
+    With `block_size=None` the whole anchor matrix is one block: the forward
+    pass keeps what the block's backward needs (one `[rows, cols]` matrix).
+    Otherwise the anchors are zero-padded to whole blocks, blocks run in a
+    `tf.while_loop`, and the backward pass recomputes each block from the
+    inputs, so peak memory is `O(block_size x cols)`; values and gradients are
+    the dense ones. Every block has the same static shape, so the loop also
+    compiles with XLA.
+
+    Either way the forward runs on detached inputs (`tf.stop_gradient`):
+    under an eager `tf.GradientTape` nothing inside is recorded (the tape
+    would otherwise keep every block's intermediates alive), and the gradient
+    is the block's own.
 
     Args:
-      block_fn: `(anchor_block, contrasts, row_info_block, is_real) ->
-        (losses, valid)`; `is_real` is None on the dense path, else bool
+      block_fn: `(anchor_block, contrasts, row_info_block, is_real, need_grad)
+        -> _closed_form.Block`; `is_real` is None on the dense path, else bool
         `[block]` false on padding rows (which must come out invalid).
       anchors: float32 `[rows, dim]`.
       contrasts: float32 `[cols, dim]`.
@@ -207,7 +113,19 @@ def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
       `(losses, valid)`: float32 `[rows]`, bool `[rows]`.
     """
     if block_size is None:
-        return block_fn(anchors, contrasts, row_info, None)
+
+        @tf.custom_gradient
+        def dense(anchors, contrasts):
+            block = block_fn(tf.stop_gradient(anchors), tf.stop_gradient(contrasts), row_info, None, True)
+
+            def grad(upstream_losses, unused_upstream_valid):
+                return block.backward(upstream_losses)
+
+            # `valid` leaves as float32: custom_gradient outputs must be differentiable dtypes.
+            return (block.losses, tf.cast(block.valid, tf.float32)), grad
+
+        losses, valid = dense(anchors, contrasts)
+        return losses, valid > 0.5
 
     rows = tf.shape(anchors)[0]
     num_blocks = (rows + block_size - 1) // block_size
@@ -217,20 +135,23 @@ def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
     padded_info = tuple(tf.concat([info, tf.repeat(info[-1:], padding, axis=0)], 0) for info in row_info)
     is_real = tf.range(num_blocks * block_size) < rows
 
-    def run_block(anchors, contrasts, index):
+    def run_block(anchors, contrasts, index, need_grad):
         start = index * block_size
-        anchor_block = _rows(anchors, start, block_size)
         info_block = tuple(_rows(info, start, block_size) for info in padded_info)
-        return anchor_block, block_fn(anchor_block, contrasts, info_block, _rows(is_real, start, block_size))
+        return block_fn(
+            _rows(anchors, start, block_size), contrasts, info_block, _rows(is_real, start, block_size), need_grad
+        )
 
     @tf.custom_gradient
     def blocked(anchors, contrasts):
+        anchors, contrasts = tf.stop_gradient(anchors), tf.stop_gradient(contrasts)
+
         def forward_body(index, losses_array, valid_array):
-            _, (losses, valid) = run_block(anchors, contrasts, index)
+            block = run_block(anchors, contrasts, index, need_grad=False)
             return (
                 index + 1,
-                losses_array.write(index, losses),
-                valid_array.write(index, tf.cast(valid, tf.float32)),
+                losses_array.write(index, block.losses),
+                valid_array.write(index, tf.cast(block.valid, tf.float32)),
             )
 
         # parallel_iterations=1: one block's [block, cols] intermediates alive at a time (the
@@ -245,25 +166,15 @@ def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
                 tf.TensorArray(tf.float32, size=num_blocks, element_shape=[block_size]),
             ),
         )
-        # `valid` leaves as float32: custom_gradient outputs must be differentiable dtypes.
         losses, valid = losses_array.concat(), valid_array.concat()
 
         def grad(upstream_losses, unused_upstream_valid):
             def backward_body(index, anchor_grads, contrast_grad):
-                with tf.GradientTape() as tape:
-                    tape.watch([anchors, contrasts])
-                    anchor_block, (block_values, _) = run_block(anchors, contrasts, index)
-                grad_anchor_block, grad_contrast = tape.gradient(
-                    block_values,
-                    [anchor_block, contrasts],
-                    output_gradients=_rows(upstream_losses, index * block_size, block_size),
-                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                block = run_block(anchors, contrasts, index, need_grad=True)
+                grad_anchor_block, grad_contrasts = block.backward(
+                    _rows(upstream_losses, index * block_size, block_size)
                 )
-                return (
-                    index + 1,
-                    anchor_grads.write(index, grad_anchor_block),
-                    contrast_grad + grad_contrast,
-                )
+                return index + 1, anchor_grads.write(index, grad_anchor_block), contrast_grad + grad_contrasts
 
             _, anchor_grads, contrast_grad = tf.while_loop(
                 lambda index, *_: index < num_blocks,
@@ -286,20 +197,29 @@ def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
     return losses[:rows], valid[:rows] > 0.5
 
 
+def _dense_ids(ids):
+    """int32 `[n]` in `[0, n)`, equal exactly where `ids` are equal.
+
+    By a sort rather than `tf.unique`, whose output size is data-dependent
+    and which XLA cannot compile.
+    """
+    order = tf.argsort(ids, stable=True)
+    sorted_ids = tf.gather(ids, order)
+    starts = tf.cast(tf.not_equal(sorted_ids[1:], sorted_ids[:-1]), tf.int32)
+    ranks = tf.cumsum(tf.concat([tf.zeros([1], tf.int32), starts], axis=0))
+    return tf.scatter_nd(order[:, None], ranks, tf.shape(ids))
+
+
 def contrastive_per_sample(
     features,
-    pair_weights_fn,
+    options,
     *,
-    temperature,
-    base_temperature,
-    contrast_mode,
-    summation,
-    denominator,
-    positives_cap,
-    block_size,
+    labels=None,
+    pair_weights_fn=None,
     replica_tensors=(),
     keys=None,
     key_valid=None,
+    key_labels=None,
     key_weights_fn=None,
 ):
     """Lays out anchors and contrasts over the global batch and averages per sample.
@@ -312,20 +232,29 @@ def contrastive_per_sample(
     all its views, then fills what is left of the cap with positive keys, one
     view each, in slot order.
 
+    Positives are given either by ids (`labels`, or without them and without
+    `pair_weights_fn` the sample itself, SimCLR) or by `pair_weights_fn`. With
+    ids, L_out and the "all" denominator without a cap take
+    `_closed_form.same_id_block`, which never builds the `[rows, cols]` weights.
+
     Args:
       features: float32 `[local_batch, views, dim]`.
-      pair_weights_fn: `(pairs: Pairs) -> float32 [rows, cols]`, the
-        non-negative weight of each (anchor, contrast) pair.
-      temperature, base_temperature, contrast_mode, summation, denominator,
-        positives_cap, block_size: see `supcon.losses.supcon_loss`.
-      replica_tensors: `[local_batch, ...]` tensors (labels) that must be
-        gathered alongside the features.
+      options: a `supcon.losses.ContrastOptions`.
+      labels: None or int32 `[local_batch]` class ids: positives are the
+        other views with the same id (gathered across replicas).
+      pair_weights_fn: None or `(pairs: Pairs) -> float32 [rows, cols]`, the
+        non-negative weight of each (anchor, contrast) pair; exclusive with
+        `labels`.
+      replica_tensors: `[local_batch, ...]` tensors (label distributions)
+        that `pair_weights_fn` needs gathered alongside the features.
       keys: None or float32 `[keys, dim]` extra contrast columns. Every
         replica holds the same keys, so they are appended once, not gathered.
       key_valid: bool `[keys]` (with `keys`): false slots are absent, out of
         both numerator and denominator.
-      key_weights_fn: `(pairs: Pairs) -> float32 [rows, keys]` (with `keys`),
-        the non-negative weight of each (anchor, key) pair.
+      key_labels: None or int32 `[keys]` (with `keys` and ids): a key is a
+        positive of the anchors with its id; None makes every key a negative.
+      key_weights_fn: `(pairs: Pairs) -> float32 [rows, keys]` (with `keys`
+        and `pair_weights_fn`), the non-negative weight of each (anchor, key) pair.
 
     Returns:
       `(per_sample, valid)`: float32 `[local_batch]` (mean over anchor views,
@@ -334,9 +263,12 @@ def contrastive_per_sample(
     """
     local_batch = tf.shape(features)[0]
     views = tf.shape(features)[1]
-    global_features, gathered, offset = replica_gather(features, *replica_tensors)
+    by_ids = pair_weights_fn is None
+    id_tensors = (labels,) if labels is not None else ()
+    global_features, gathered, offset = replica_gather(features, *id_tensors, *replica_tensors)
     global_batch = tf.shape(global_features)[0]
     dim = tf.shape(features)[2]
+    temperature = options.temperature
 
     contrasts = tf.reshape(tf.transpose(global_features, [1, 0, 2]), [-1, dim])
     contrast_samples = tf.tile(tf.range(global_batch), [views])
@@ -347,14 +279,50 @@ def contrastive_per_sample(
         keys = tf.where(key_valid[:, None], keys, 0.0)
         contrasts = tf.concat([contrasts, keys], axis=0)
 
-    anchor_views_count = views if contrast_mode == "all" else 1
-    anchor_features = features[:, :anchor_views_count] if contrast_mode == "one" else features
+    anchor_views_count = views if options.contrast_mode == "all" else 1
+    anchor_features = features[:, :anchor_views_count] if options.contrast_mode == "one" else features
     anchors = tf.reshape(tf.transpose(anchor_features, [1, 0, 2]), [-1, dim])
     anchor_samples = offset + tf.tile(tf.range(local_batch), [anchor_views_count])
     anchor_views = tf.repeat(tf.range(anchor_views_count), local_batch)
 
-    def block_fn(anchor_block, contrasts, row_info, is_real):
+    segments = column_valid = None
+    if by_ids:
+        sample_ids = gathered[0] if labels is not None else tf.range(global_batch)
+        gathered = gathered[len(id_tensors):]
+        if keys is not None and key_labels is None:
+            # Every key a negative: an id no sample has (SimCLR's sample ids are >= 0).
+            key_labels = tf.fill(tf.shape(keys)[:1], tf.reduce_min(sample_ids) - 1)
+
+        def pair_weights_fn(pairs):
+            anchor_ids = tf.gather(sample_ids, pairs.anchor_samples)
+            return tf.cast(tf.equal(anchor_ids[:, None], tf.gather(sample_ids, pairs.contrast_samples)[None, :]), tf.float32)
+
+        def key_weights_fn(pairs):
+            anchor_ids = tf.gather(sample_ids, pairs.anchor_samples)
+            return tf.cast(tf.equal(anchor_ids[:, None], key_labels[None, :]), tf.float32)
+
+        if (options.summation, options.denominator, options.positives_cap) == ("outside", "all", None):
+            column_ids = tf.tile(sample_ids, [views])
+            if keys is not None:
+                column_ids = tf.concat([column_ids, key_labels], axis=0)
+                column_valid = tf.concat([tf.ones([views * global_batch], tf.bool), key_valid], axis=0)
+            segments = _dense_ids(column_ids)
+
+    def block_fn(anchor_block, contrasts, row_info, is_real, need_grad):
         block_samples, block_views = row_info
+        # Column of the anchor itself in the view-major contrast layout (never a key column).
+        self_column = block_views * global_batch + block_samples
+        if segments is not None:
+            return _closed_form.same_id_block(
+                anchor_block,
+                contrasts,
+                temperature=temperature,
+                self_column=self_column,
+                segments=segments,
+                column_valid=column_valid,
+                is_real=is_real,
+                need_grad=need_grad,
+            )
         pairs = Pairs(
             anchor_samples=block_samples,
             anchor_local=block_samples - offset,
@@ -363,8 +331,6 @@ def contrastive_per_sample(
             contrast_views=contrast_views,
             gathered=gathered,
         )
-        # Column of the anchor itself in the view-major contrast layout (never a key column).
-        self_column = block_views * global_batch + block_samples
         is_self = tf.equal(self_column[:, None], tf.range(tf.shape(contrasts)[0])[None, :])
         # Batch columns first; the keys' part (if any) is handled alongside.
         weights = pair_weights_fn(pairs)
@@ -376,6 +342,7 @@ def contrastive_per_sample(
             )
             key_weights = tf.where(key_absent, 0.0, key_weights_fn(pairs))
             key_drop = key_absent
+        positives_cap = options.positives_cap
         if positives_cap is not None:
             # As the official code counts it (google-research supcon/losses.py,
             # `_cap_positives_mask`): the cap keeps whole samples, the first
@@ -401,31 +368,33 @@ def contrastive_per_sample(
                 over_cap = key_rank > (positives_cap - kept_views)[:, None]
                 key_drop = tf.logical_or(key_drop, tf.logical_and(key_weights > 0.0, over_cap))
                 key_weights = tf.where(key_drop, 0.0, key_weights)
-        drop_mask = batch_drop
+        excluded = is_self
         if keys is not None:
             if batch_drop is None:
                 batch_drop = tf.zeros_like(weights, dtype=tf.bool)
-            drop_mask = tf.concat([batch_drop, key_drop], axis=1)
+            batch_drop = tf.concat([batch_drop, key_drop], axis=1)
             weights = tf.concat([weights, key_weights], axis=1)
+        if batch_drop is not None:
+            excluded = tf.logical_or(excluded, batch_drop)
         if is_real is not None:  # Padding rows of the blocked path: no positives.
             weights = weights * tf.cast(is_real, tf.float32)[:, None]
-        return block_losses(
+        return _closed_form.weighted_block(
             anchor_block,
             contrasts,
             weights,
-            is_self,
+            excluded,
             temperature=temperature,
-            summation=summation,
-            denominator=denominator,
-            drop_mask=drop_mask,
+            summation=options.summation,
+            denominator=options.denominator,
+            need_grad=need_grad,
         )
 
     losses, valid = run_blocks(
-        block_fn, anchors, contrasts, (anchor_samples, anchor_views), block_size
+        block_fn, anchors, contrasts, (anchor_samples, anchor_views), options.block_size
     )
     losses = tf.reshape(losses, [anchor_views_count, local_batch])
     valid = tf.reduce_any(tf.reshape(valid, [anchor_views_count, local_batch]), axis=0)
     per_sample = tf.reduce_mean(losses, axis=0)
-    if base_temperature is not None:
-        per_sample = per_sample * (temperature / base_temperature)
+    if options.base_temperature is not None:
+        per_sample = per_sample * (temperature / options.base_temperature)
     return per_sample, valid

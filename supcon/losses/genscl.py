@@ -30,7 +30,26 @@ import tensorflow as tf
 
 from supcon.losses import _checks
 from supcon.losses import _engine
+from supcon.losses import options as options_lib
 from supcon.losses import supcon as supcon_lib
+from supcon.losses.options import ContrastOptions
+
+# The settings GenSCL has: its equation is L_out with the "all" denominator and no cap.
+GENSCL_SETTINGS = ("temperature", "base_temperature", "contrast_mode", "block_size")
+
+
+def _genscl_options(options, settings, owner):
+    """The resolved `ContrastOptions`, refusing settings GenSCL's equation does not have."""
+    options = options_lib.resolve(options, settings, owner)
+    defaults = ContrastOptions()
+    for name in ContrastOptions.field_names():
+        if name not in GENSCL_SETTINGS and getattr(options, name) != getattr(defaults, name):
+            raise ValueError(
+                f"GenSCL (Kim et al. 2022) is L_out with the 'all' denominator and no positives cap: "
+                f"`{name}` must keep its default {getattr(defaults, name)!r} in `{owner}`. "
+                f"Received: {name}={getattr(options, name)!r}"
+            )
+    return options
 
 
 def _distributions_per_view(label_distributions, features):
@@ -125,21 +144,14 @@ def genscl_per_sample(
     features,
     label_distributions,
     *,
-    temperature=supcon_lib.PAPER_TEMPERATURE,
-    base_temperature=None,
-    contrast_mode="all",
-    block_size=None,
+    options=None,
     contrast_features=None,
     contrast_label_distributions=None,
     contrast_valid=None,
+    **settings,
 ):
     """`genscl_loss` plus a bool `[batch]` saying which samples had a target."""
-    _checks.check_options(
-        temperature=temperature,
-        base_temperature=base_temperature,
-        contrast_mode=contrast_mode,
-        block_size=block_size,
-    )
+    options = _genscl_options(options, settings, "genscl_loss")
     _checks.check_contrast_arguments(
         contrast_features, contrast_valid, contrast_label_distributions=contrast_label_distributions
     )
@@ -170,14 +182,8 @@ def genscl_per_sample(
 
     return _engine.contrastive_per_sample(
         features,
-        pair_weights,
-        temperature=temperature,
-        base_temperature=base_temperature,
-        contrast_mode=contrast_mode,
-        summation="outside",
-        denominator="all",
-        positives_cap=None,
-        block_size=block_size,
+        options,
+        pair_weights_fn=pair_weights,
         replica_tensors=(unit_labels,),
         keys=keys,
         key_valid=key_valid,
@@ -189,13 +195,11 @@ def genscl_loss(
     features,
     label_distributions,
     *,
-    temperature=supcon_lib.PAPER_TEMPERATURE,
-    base_temperature=None,
-    contrast_mode="all",
-    block_size=None,
+    options=None,
     contrast_features=None,
     contrast_label_distributions=None,
     contrast_valid=None,
+    **settings,
 ):
     """GenSCL loss per sample (Kim et al. 2022, arXiv 2206.00384).
 
@@ -206,11 +210,13 @@ def genscl_loss(
         the views) or `[batch, views, classes]` (one per view, e.g. MixUp/CutMix
         applied to each view). Only their direction matters (cosine), so rows
         need not sum to 1, but every row needs a positive entry.
-      temperature: tau, default 0.1.
-      base_temperature: optional `temperature / base_temperature` scaling, as
-        in `supcon_loss`; None = the paper's equation.
-      contrast_mode: "all" or "one", as in `supcon_loss`.
-      block_size: row-block size for the memory-saving path, as in `supcon_loss`.
+      options: None (the defaults) or a `ContrastOptions` with GenSCL's
+        settings: temperature (tau, default 0.1), base_temperature (optional
+        `temperature / base_temperature` scaling, as in `supcon_loss`),
+        contrast_mode ("all" or "one") and block_size (the memory-saving
+        path); the other fields must keep their defaults (GenSCL is L_out
+        with the "all" denominator).
+      **settings: the same settings as keywords; they override `options`'s.
       contrast_features: None or float `[keys, dim]` L2-normalized extra
         contrast keys (a memory queue), as in `supcon_loss`: they join every
         anchor's `j` (target and softmax) but are never anchors, and are not
@@ -235,13 +241,11 @@ def genscl_loss(
     per_sample, _ = genscl_per_sample(
         features,
         label_distributions,
-        temperature=temperature,
-        base_temperature=base_temperature,
-        contrast_mode=contrast_mode,
-        block_size=block_size,
+        options=options,
         contrast_features=contrast_features,
         contrast_label_distributions=contrast_label_distributions,
         contrast_valid=contrast_valid,
+        **settings,
     )
     return per_sample
 
@@ -300,28 +304,19 @@ class GenSCLLoss(supcon_lib._ContrastiveLoss):  # pylint: disable=protected-acce
 
     def __init__(
         self,
-        temperature=supcon_lib.PAPER_TEMPERATURE,
-        base_temperature=None,
-        contrast_mode="all",
-        block_size=None,
+        options=None,
+        *,
         kd_alpha=OFFICIAL_KD_ALPHA,
         name="genscl_loss",
         reduction="sum_over_batch_size",
         dtype=None,
+        **settings,
     ):
-        _checks.check_options(
-            temperature=temperature,
-            base_temperature=base_temperature,
-            contrast_mode=contrast_mode,
-            block_size=block_size,
-        )
+        options = _genscl_options(options, settings, "GenSCLLoss")
         if isinstance(kd_alpha, bool) or not isinstance(kd_alpha, (int, float)) or not 0 <= kd_alpha < float("inf"):
             raise ValueError(f"`kd_alpha` must be a finite number >= 0. Received: kd_alpha={kd_alpha!r}")
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.temperature = temperature
-        self.base_temperature = base_temperature
-        self.contrast_mode = contrast_mode
-        self.block_size = block_size
+        self._set_options(options)
         self.kd_alpha = float(kd_alpha)
 
     def _per_sample_and_valid(self, y_true, y_pred, contrast):
@@ -332,15 +327,7 @@ class GenSCLLoss(supcon_lib._ContrastiveLoss):  # pylint: disable=protected-acce
                 contrast_label_distributions=contrast.labels,
                 contrast_valid=contrast.valid,
             )
-        return genscl_per_sample(
-            y_pred,
-            y_true,
-            temperature=self.temperature,
-            base_temperature=self.base_temperature,
-            contrast_mode=self.contrast_mode,
-            block_size=self.block_size,
-            **keys,
-        )
+        return genscl_per_sample(y_pred, y_true, options=self.options, **keys)
 
     def call(self, y_true, y_pred):
         labels, teacher = split_distillation_targets(y_true)
@@ -366,13 +353,7 @@ class GenSCLLoss(supcon_lib._ContrastiveLoss):  # pylint: disable=protected-acce
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "temperature": self.temperature,
-                "base_temperature": self.base_temperature,
-                "contrast_mode": self.contrast_mode,
-                "block_size": self.block_size,
-                "kd_alpha": self.kd_alpha,
-            }
-        )
+        config.update({"kd_alpha": self.kd_alpha})
         return config
+
+    _option_names = GENSCL_SETTINGS

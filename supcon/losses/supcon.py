@@ -32,10 +32,10 @@ import tensorflow as tf
 
 from supcon.losses import _checks
 from supcon.losses import _engine
-
-# Khosla et al. §4: tau = 0.1 for SupCon; SimCLR's baseline uses tau = 0.5.
-PAPER_TEMPERATURE = 0.1
-SIMCLR_TEMPERATURE = 0.5
+from supcon.losses import options as options_lib
+from supcon.losses.options import PAPER_TEMPERATURE  # noqa: F401  (re-exported)
+from supcon.losses.options import SIMCLR_TEMPERATURE
+from supcon.losses.options import ContrastOptions
 
 
 def _class_ids(name, labels, rows="batch", valid=None):
@@ -164,29 +164,16 @@ def supcon_per_sample(
     features,
     labels=None,
     *,
-    temperature=PAPER_TEMPERATURE,
-    base_temperature=None,
-    contrast_mode="all",
-    summation="outside",
-    denominator="all",
-    positives_cap=None,
+    options=None,
     mask=None,
-    block_size=None,
     contrast_features=None,
     contrast_labels=None,
     contrast_valid=None,
+    **settings,
 ):
     """`supcon_loss` plus a bool `[batch]` saying which samples had a positive."""
-    _checks.check_options(
-        temperature=temperature,
-        base_temperature=base_temperature,
-        contrast_mode=contrast_mode,
-        summation=summation,
-        denominator=denominator,
-        positives_cap=positives_cap,
-        block_size=block_size,
-    )
-    features = _checks.check_cap_fits_views(positives_cap, _checks.features_to_float32(features))
+    options = options_lib.resolve(options, settings, "supcon_loss")
+    features = _checks.check_cap_fits_views(options.positives_cap, _checks.features_to_float32(features))
     if labels is not None and mask is not None:
         raise ValueError(
             "Pass either `labels` or `mask`, not both. "
@@ -195,78 +182,35 @@ def supcon_per_sample(
         )
 
     contrast = _contrast_keys(features, labels, mask, contrast_features, contrast_labels, contrast_valid)
-
-    replica_tensors = ()
-    if mask is not None:
-        mask = _check_mask(mask, features)
-
-        def pair_weights(pairs):
-            rows = tf.gather(mask, pairs.anchor_local)
-            return tf.gather(rows, pairs.contrast_samples, axis=1)
-
-    elif labels is not None:
-        replica_tensors = (_labels_to_ids(labels, features),)
-
-        def pair_weights(pairs):
-            (global_labels,) = pairs.gathered
-            anchor_labels = tf.gather(global_labels, pairs.anchor_samples)
-            contrast_labels = tf.gather(global_labels, pairs.contrast_samples)
-            return tf.cast(
-                tf.equal(anchor_labels[:, None], contrast_labels[None, :]), tf.float32
-            )
-
-    else:
-
-        def pair_weights(pairs):
-            same_sample = tf.equal(
-                pairs.anchor_samples[:, None], pairs.contrast_samples[None, :]
-            )
-            return tf.cast(same_sample, tf.float32)
-
-    keys = key_valid = key_weights = None
+    keys = key_valid = key_ids = None
     if contrast is not None:
         keys, key_ids, key_valid = contrast
 
-        def key_weights(pairs):
-            rows = tf.shape(pairs.anchor_samples)[0]
-            if key_ids is None:  # SimCLR: a key is never the anchor's own sample.
-                return tf.zeros([rows, tf.shape(keys)[0]])
-            (global_labels,) = pairs.gathered
-            anchor_labels = tf.gather(global_labels, pairs.anchor_samples)
-            return tf.cast(tf.equal(anchor_labels[:, None], key_ids[None, :]), tf.float32)
+    if mask is None:
+        ids = None if labels is None else _labels_to_ids(labels, features)
+        return _engine.contrastive_per_sample(
+            features, options, labels=ids, keys=keys, key_valid=key_valid, key_labels=key_ids
+        )
 
-    return _engine.contrastive_per_sample(
-        features,
-        pair_weights,
-        temperature=temperature,
-        base_temperature=base_temperature,
-        contrast_mode=contrast_mode,
-        summation=summation,
-        denominator=denominator,
-        positives_cap=positives_cap,
-        block_size=block_size,
-        replica_tensors=replica_tensors,
-        keys=keys,
-        key_valid=key_valid,
-        key_weights_fn=key_weights,
-    )
+    mask = _check_mask(mask, features)
+
+    def pair_weights(pairs):
+        rows = tf.gather(mask, pairs.anchor_local)
+        return tf.gather(rows, pairs.contrast_samples, axis=1)
+
+    return _engine.contrastive_per_sample(features, options, pair_weights_fn=pair_weights)
 
 
 def supcon_loss(
     features,
     labels=None,
     *,
-    temperature=PAPER_TEMPERATURE,
-    base_temperature=None,
-    contrast_mode="all",
-    summation="outside",
-    denominator="all",
-    positives_cap=None,
+    options=None,
     mask=None,
-    block_size=None,
     contrast_features=None,
     contrast_labels=None,
     contrast_valid=None,
+    **settings,
 ):
     """Supervised contrastive loss per sample (Khosla et al. 2020, Eq. 2 / Eq. 3).
 
@@ -279,39 +223,17 @@ def supcon_loss(
         too, as Keras passes them) or float one-hot `[batch, classes]`. None
         gives the self-supervised SimCLR / NT-Xent loss: the positives are the
         other views of the same sample.
-      temperature: tau in Eq. 2, default 0.1 (the paper's).
-      base_temperature: if set, the loss is multiplied by
-        `temperature / base_temperature`. None (default) means no scaling: the
-        value is exactly the paper's equation. The PyTorch port scales by
-        `tau / 0.07` (pass `base_temperature=0.07`); the official TF
-        `contrastive_loss` by `tau` (its `scale_by_temperature=True`; pass
-        `base_temperature=1.0`).
-      contrast_mode: "all" (every view is an anchor) or "one" (only view 0 is
-        an anchor; every view is still contrasted).
-      summation: "outside" (L_out, Eq. 2, the default and the paper's choice)
-        or "inside" (L_in, Eq. 3).
-      denominator: "all" (every view of the batch except the anchor itself),
-        "one_positive" (for each positive p: p plus the negatives) or
-        "only_negatives" (the negatives only; anchors without a negative count
-        as having no positive).
-      positives_cap: None (no cap) or a multiple of the number of views:
-        keep at most this many positives per anchor besides the anchor's own
-        other views (which are always kept). As in the official code, whole
-        samples are kept: the first `positives_cap // views` other positive
-        samples by index in the (global) batch, each with all its views;
-        then, with `contrast_features`, positive keys (one view each) in slot
-        order while the count stays within the cap (so at most
-        `positives_cap - views * kept_samples` keys). Dropped positives
-        appear neither in the numerator nor in the denominator.
+      options: None (the defaults) or a `ContrastOptions`: temperature,
+        base_temperature, contrast_mode, summation ("outside" = L_out, Eq. 2,
+        or "inside" = L_in, Eq. 3), denominator, positives_cap and block_size
+        (see `ContrastOptions` for each).
+      **settings: the same settings as keywords (`temperature=0.2`, ...);
+        they override the matching fields of `options`.
       mask: float/bool `[batch, batch]` explicit positive mask
         (`mask[i, j] = 1` if sample j is a positive of sample i; the diagonal
         decides whether other views of the same sample are positives). Under
         a multi-replica strategy it is `[local_batch, global_batch]`. Exclusive
         with `labels`.
-      block_size: None (dense) or the number of anchor rows processed at once;
-        blocks are recomputed in the backward pass so peak memory grows with
-        `block_size x views*batch` instead of `(views*batch)^2`. Same values
-        and gradients as the dense path.
       contrast_features: None or float `[keys, dim]` extra contrast keys,
         **already L2-normalized** (e.g. a momentum encoder's memory queue).
         They join every anchor's contrast set (`A(i)`, and `P(i)` when they
@@ -340,6 +262,10 @@ def supcon_loss(
     >>> z = tf.math.l2_normalize(tf.random.stateless_normal([4, 2, 8], seed=[1, 2]), -1)
     >>> supcon_loss(z, labels=[0, 0, 1, 1]).shape
     TensorShape([4])
+    >>> options = ContrastOptions(temperature=0.2, summation="inside")
+    >>> bool(tf.reduce_all(supcon_loss(z, [0, 0, 1, 1], options=options)
+    ...                    == supcon_loss(z, [0, 0, 1, 1], temperature=0.2, summation="inside")))
+    True
     >>> queue = tf.math.l2_normalize(tf.random.stateless_normal([6, 8], seed=[3, 4]), -1)
     >>> supcon_loss(z, labels=[0, 0, 1, 1], contrast_features=queue,
     ...             contrast_labels=[0, 1, 2, 0, 0, 0],
@@ -349,17 +275,12 @@ def supcon_loss(
     per_sample, _ = supcon_per_sample(
         features,
         labels,
-        temperature=temperature,
-        base_temperature=base_temperature,
-        contrast_mode=contrast_mode,
-        summation=summation,
-        denominator=denominator,
-        positives_cap=positives_cap,
+        options=options,
         mask=mask,
-        block_size=block_size,
         contrast_features=contrast_features,
         contrast_labels=contrast_labels,
         contrast_valid=contrast_valid,
+        **settings,
     )
     return per_sample
 
@@ -432,6 +353,21 @@ class _ContrastiveLoss(keras.losses.Loss):
         bound._contrast = Contrast(contrast_features, contrast_labels, contrast_valid)
         return bound(y_true, y_pred)
 
+    def _set_options(self, options):
+        self.options = options
+        # The settings also read as attributes (`loss.temperature`), as before the options object.
+        for name in ContrastOptions.field_names():
+            setattr(self, name, getattr(options, name))
+
+    def get_config(self):
+        # The settings are stored flat (the constructor's keywords), so configs
+        # saved before `ContrastOptions` existed load unchanged.
+        config = super().get_config()
+        config.update({name: getattr(self.options, name) for name in self._option_names})
+        return config
+
+    _option_names = ContrastOptions.field_names()
+
     def _per_sample_and_valid(self, y_true, y_pred, contrast):
         raise NotImplementedError
 
@@ -458,12 +394,17 @@ class SupConLoss(_ContrastiveLoss):
     contrast_features, contrast_labels, contrast_valid=None)` gives the same
     value with extra contrast keys (a memory queue) joined.
 
-    Args: as `supcon_loss` (except `mask`, and the `contrast_*` keys, which
-    `with_contrast` takes), plus `name`, `reduction`, `dtype`.
+    Args: `options` (a `ContrastOptions`) and/or its fields as keywords, as
+    `supcon_loss` takes them (`mask` and the `contrast_*` keys are not
+    settings: `with_contrast` takes the keys), plus `name`, `reduction`,
+    `dtype`. The settings read back as `loss.options` and as attributes
+    (`loss.temperature`, ...).
 
     Example:
 
     >>> loss = SupConLoss(temperature=0.1)
+    >>> loss.options == SupConLoss(ContrastOptions(temperature=0.1)).options
+    True
     >>> z = tf.math.l2_normalize(tf.random.stateless_normal([4, 2, 8], seed=[1, 2]), -1)
     >>> float(loss([0, 0, 1, 1], z)) > 0
     True
@@ -471,34 +412,20 @@ class SupConLoss(_ContrastiveLoss):
 
     def __init__(
         self,
-        temperature=PAPER_TEMPERATURE,
-        base_temperature=None,
-        contrast_mode="all",
-        summation="outside",
-        denominator="all",
-        positives_cap=None,
-        block_size=None,
+        options=None,
+        *,
         name="supcon_loss",
         reduction="sum_over_batch_size",
         dtype=None,
+        **settings,
     ):
-        _checks.check_options(
-            temperature=temperature,
-            base_temperature=base_temperature,
-            contrast_mode=contrast_mode,
-            summation=summation,
-            denominator=denominator,
-            positives_cap=positives_cap,
-            block_size=block_size,
-        )
+        options = options_lib.resolve(options, settings, type(self).__name__, self._default_options())
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.temperature = temperature
-        self.base_temperature = base_temperature
-        self.contrast_mode = contrast_mode
-        self.summation = summation
-        self.denominator = denominator
-        self.positives_cap = positives_cap
-        self.block_size = block_size
+        self._set_options(options)
+
+    @classmethod
+    def _default_options(cls):
+        return ContrastOptions()
 
     def _labels(self, y_true):
         return y_true
@@ -511,33 +438,7 @@ class SupConLoss(_ContrastiveLoss):
                 contrast_labels=self._labels(contrast.labels),
                 contrast_valid=contrast.valid,
             )
-        return supcon_per_sample(
-            y_pred,
-            self._labels(y_true),
-            temperature=self.temperature,
-            base_temperature=self.base_temperature,
-            contrast_mode=self.contrast_mode,
-            summation=self.summation,
-            denominator=self.denominator,
-            positives_cap=self.positives_cap,
-            block_size=self.block_size,
-            **keys,
-        )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "temperature": self.temperature,
-                "base_temperature": self.base_temperature,
-                "contrast_mode": self.contrast_mode,
-                "summation": self.summation,
-                "denominator": self.denominator,
-                "positives_cap": self.positives_cap,
-                "block_size": self.block_size,
-            }
-        )
-        return config
+        return supcon_per_sample(y_pred, self._labels(y_true), options=self.options, **keys)
 
 
 @keras.saving.register_keras_serializable(package="supcon")
@@ -548,8 +449,12 @@ class SimCLRLoss(SupConLoss):
     temperature 0.5, the SimCLR baseline's in Khosla et al. (§4).
     """
 
-    def __init__(self, temperature=SIMCLR_TEMPERATURE, name="simclr_loss", **kwargs):
-        super().__init__(temperature=temperature, name=name, **kwargs)
+    def __init__(self, options=None, *, name="simclr_loss", **kwargs):
+        super().__init__(options, name=name, **kwargs)
+
+    @classmethod
+    def _default_options(cls):
+        return ContrastOptions(temperature=SIMCLR_TEMPERATURE)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         if y_true is None:  # Keras converts y_true to a tensor; labels are unused.
@@ -575,30 +480,15 @@ class SupConLossLayer(keras.layers.Layer):
     gradients equal to the global-batch gradient). `labels` are class ids or
     one-hot labels; for SimCLR compile with `SimCLRLoss` instead.
 
-    Args: as `SupConLoss`.
+    Args: as `SupConLoss` (`options` and/or its fields as keywords), plus
+    the `keras.layers.Layer` arguments.
     """
 
-    def __init__(
-        self,
-        temperature=PAPER_TEMPERATURE,
-        base_temperature=None,
-        contrast_mode="all",
-        summation="outside",
-        denominator="all",
-        positives_cap=None,
-        block_size=None,
-        **kwargs,
-    ):
+    def __init__(self, options=None, **kwargs):
+        settings = {name: kwargs.pop(name) for name in ContrastOptions.field_names() if name in kwargs}
         super().__init__(**kwargs)
-        self.loss = SupConLoss(
-            temperature=temperature,
-            base_temperature=base_temperature,
-            contrast_mode=contrast_mode,
-            summation=summation,
-            denominator=denominator,
-            positives_cap=positives_cap,
-            block_size=block_size,
-        )
+        self.loss = SupConLoss(options, **settings)
+        self.options = self.loss.options
 
     def call(self, inputs):
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
@@ -615,8 +505,6 @@ class SupConLossLayer(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        loss_config = self.loss.get_config()
-        for key in ("name", "reduction", "dtype"):
-            loss_config.pop(key, None)
+        loss_config = self.options.get_config()
         config.update(loss_config)
         return config
