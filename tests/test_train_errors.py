@@ -132,6 +132,18 @@ CASES = [
     Case("warmup_not_below_epochs", [*RUN, "--epochs=3", "--warmup_epochs=3"],
          [r"train\.py: flags warmup_epochs=3\.0, epochs=3: --warmup_epochs must be smaller "
           r"than --epochs\."]),
+    Case("augment_on_device_with_randaugment", [*RUN, "--augment_on=device", "--augmentation=randaugment"],
+         [r"train\.py: flags .*: --augment_on=device runs the stage after the crop on the accelerator, "
+          r"which exists for --augmentation=simaugment or crop_flip; expected one of those \(or "
+          r"--augment_on=host\)\. Received: --augmentation=randaugment"]),
+    Case("augment_on_device_with_mixup", [*RUN, "--augment_on=device", "--method=ce", "--mixup=0.5"],
+         [r"train\.py: flags .*: --augment_on=device colours the views inside the training step, "
+          r"after what the host does to the batch \(MixUp/CutMix, the teacher's targets\), which need "
+          r"the finished views; expected --augment_on=host with them\. Received: --mixup=0\.5"]),
+    Case("unknown_augment_on", [*RUN, "--augment_on=gpu"],
+         [r"train\.py: flag --augment_on=gpu: value should be one of <host\|device>"]),
+    Case("unknown_jit_compile", [*RUN, "--jit_compile=yes"],
+         [r"train\.py: flag --jit_compile=yes: value should be one of <auto\|true\|false>"]),
     Case("mixup_with_supcon", [*RUN, "--mixup=1"],
          [r"train\.py: flags .*: --mixup/--cutmix make label distributions: use them with "
           r"--method=genscl or ce\."]),
