@@ -207,3 +207,13 @@ def _parsed_defaults():
     supcon_flags.define_eval_flags(values)
     values(["eval.py", "--model_dir=runs/x"])
     return values
+
+
+def test_report_module_leaves_the_matplotlib_backend_alone():
+    # A notebook that evaluates a run must keep showing its own figures inline: the report draws
+    # on pyplot-free figures instead of switching the process to Agg.
+    code = ("import matplotlib; matplotlib.use('svg'); import supcon.evaluation.report; "
+            "print(matplotlib.get_backend())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "svg"

@@ -1,7 +1,9 @@
 """The evaluation report: `report.json` (every number), `report.md` (tables) and
 PNG plots, for one run (`write_report`) or side by side for several (`compare_runs`).
 
-Plots are drawn with matplotlib's headless Agg backend.
+Plots are drawn on `matplotlib.figure.Figure` objects, which render headless (Agg) without
+pyplot: importing this module never changes the process's matplotlib backend (a notebook keeps
+showing its own figures inline after an evaluation).
 """
 
 import json
@@ -9,15 +11,12 @@ import os
 import shutil
 import tempfile
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from supcon.evaluation import corruption_params as cp  # noqa: E402
-from supcon.evaluation import inputs  # noqa: E402
-from supcon.evaluation.inputs import (  # noqa: E402, F401  (the folder layout, named in one place)
+from supcon.evaluation import corruption_params as cp
+from supcon.evaluation import inputs
+from supcon.evaluation.inputs import (  # noqa: F401  (the folder layout, named in one place)
     COMPARISON_JSON, COMPARISON_MD, ERRORS_PNG, RELIABILITY_PNG, REPORT_JSON, REPORT_MD, SEVERITY_PNG, SUMMARY_PNG)
 
 
@@ -155,7 +154,7 @@ def write_plots(report, output_dir):
       list of the PNG paths written.
     """
     paths = []
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _figure(figsize=(5, 5))
     _plot_reliability(ax, report["clean"]["reliability"], "clean", bars=True)
     block, accuracy, summary, per_severity, _ = _corruption_block(report)
     for s, bins in sorted(_int_keys(block.get("reliability_per_severity") or {}).items()):
@@ -163,7 +162,7 @@ def write_plots(report, output_dir):
     _finish_reliability(ax, f"Reliability, ECE (clean) = {_fmt(report['clean'].get('ece'))}%")
     paths.append(_save(fig, os.path.join(output_dir, RELIABILITY_PNG)))
     if accuracy:
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = _figure(figsize=(6, 4))
         severities = sorted(per_severity)
         for name in accuracy:
             ys = [report["clean"]["top1"]] + [accuracy[name].get(s, np.nan) for s in severities]
@@ -180,7 +179,7 @@ def write_plots(report, output_dir):
 
         names = [n for n in cp.ALL_CORRUPTIONS if n in accuracy]
         errors = [np.mean(list(_int_keys(summary["errors"][n]).values())) for n in names]
-        fig, ax = plt.subplots(figsize=(9, 4))
+        fig, ax = _figure(figsize=(9, 4))
         colors = ["tab:blue" if n in cp.BENCHMARK_CORRUPTIONS else "tab:orange" for n in names]
         ax.bar(range(len(names)), errors, color=colors)
         ax.axhline(1 - report["clean"]["top1"], color="k", linestyle="--", linewidth=1, label="clean error")
@@ -192,10 +191,15 @@ def write_plots(report, output_dir):
     return paths
 
 
+def _figure(rows=1, cols=1, *, figsize):
+    """A new pyplot-free figure and its axes (`Figure.subplots`)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, cols)
+
+
 def _save(fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
@@ -341,16 +345,16 @@ def _write_comparison(output_dir, markdown, run_dirs, labels, rows, reports):
     blocks = [_corruption_block(r) for r in reports]
     corrupted = any(acc for _, acc, _, _, _ in blocks)
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _figure(figsize=(5, 5))
     _draw_compared_reliability(ax, labels, reports)
     _save(fig, os.path.join(output_dir, RELIABILITY_PNG))
     if corrupted:
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = _figure(figsize=(6, 4))
         _draw_compared_severity(ax, labels, reports, blocks)
         _save(fig, os.path.join(output_dir, SEVERITY_PNG))
 
         names = [n for n in cp.ALL_CORRUPTIONS if any(n in acc for _, acc, _, _, _ in blocks)]
-        fig, ax = plt.subplots(figsize=(10, 4))
+        fig, ax = _figure(figsize=(10, 4))
         width = 0.8 / len(reports)
         for i, (label, (_, _, s, _, _)) in enumerate(zip(labels, blocks)):
             errors = [np.mean(list(_int_keys(s["errors"][n]).values())) if n in s.get("errors", {}) else np.nan
@@ -363,7 +367,7 @@ def _write_comparison(output_dir, markdown, run_dirs, labels, rows, reports):
 
     # One figure for a paper: the headline numbers, robustness by severity, and calibration.
     panels = 3 if corrupted else 2
-    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.2))
+    fig, axes = _figure(1, panels, figsize=(4.6 * panels, 4.2))
     _draw_headline_bars(axes[0], labels, reports, blocks)
     if corrupted:
         _draw_compared_severity(axes[1], labels, reports, blocks)
