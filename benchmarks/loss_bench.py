@@ -1,29 +1,44 @@
-"""Forward+backward time and peak memory of the SupCon loss: dense vs blocked vs the matmul bound.
+"""Forward+backward time and peak memory of the contrastive losses: dense vs blocked vs the matmul bound.
 
 For each global batch size B (2 views, 128 dims, N = 2B rows) it measures, each
 configuration in a fresh subprocess so peak memory is its own:
 
   * `matmul`: the three [N, D] x [D, N]-sized products the loss cannot avoid
-    (logits forward; the two gradient products backward), timed in the same
-    benchmark run as `dense` (its own subprocess, like every configuration); this
-    is the bound the dense path is compared with.
+    (logits forward; the two gradient products backward): the bound.
   * `dense`: `supcon_loss(..., block_size=None)`, value and gradient.
   * `blocked`: `supcon_loss(..., block_size=--block_size)`, value and gradient.
 
-Peak memory is the process's peak RSS above its baseline after warm-up set-up
-on CPU (`resource.getrusage`), or TensorFlow's peak GPU allocation on a GPU.
+in three modes: "eager" (an eager `tf.GradientTape`, as a notebook or a custom
+eager loop runs it), "graph" (a plain `tf.function`: what Keras runs on a CPU and
+under tf.distribute, where `jit_compile` is off) and "xla"
+(`tf.function(jit_compile=True)`: Keras' default for a single-GPU model).
 
-Targets (checked here, never in timed tests): dense at 1024x2 within 1.5x of
-the matmul bound; blocked at 8192x2 with at most 1/4 of the dense peak memory
-and at most 1.5x its time.
+With `--options`, it also times the dense path of every loss option at one batch
+size (default 1024x2) against the same mode's bound: SupCon, SimCLR, GenSCL,
+L_in, the "one_positive" and "only_negatives" denominators, a positives cap,
+`contrast_mode="one"` and a 4096-key memory queue (against its own bound, whose
+logits are N x (N + 4096)).
 
-Each configuration runs twice: as a plain `tf.function` graph ("graph", what a Keras
-step runs on a CPU, where Keras' `jit_compile="auto"` is off) and compiled with XLA
-("xla", Keras' default for a single-GPU model; off under tf.distribute). The targets are checked for each mode.
+Peak memory is TensorFlow's allocator peak during one step after warm-up
+(`tf.config.experimental.get_memory_info` on "GPU:0" when there is a GPU, else on
+"CPU:0": tensors only, not the process), reset before the step. The process's
+peak RSS above its baseline is reported too on CPU (it includes tracing and
+allocator caching).
+
+Targets (issue 12; checked here, never in timed tests):
+  * dense at 1024x2 within 1.3x of the matmul bound as a plain `tf.function`
+    ("graph") and 1.2x under XLA (eager is reported, no target);
+  * blocked at 8192x2 with at most 1/8 of the dense peak memory in all three
+    modes, at most 1.3x the dense time.
+
+Timing is the median of `--repeats` steps after one warm-up step (`--statistic min`
+for a machine shared with other work). On a shared machine every figure is noisy.
 
 Usage:
   python benchmarks/loss_bench.py [--batches 256,1024,4096,8192] [--block_size 1024]
-      [--modes graph,xla] [--output benchmarks/results/loss_bench.json]
+      [--modes eager,graph,xla] [--repeats 5] [--statistic median|min]
+      [--options] [--options_batch 1024] [--output benchmarks/results/loss_bench.json]
+  python benchmarks/loss_bench.py --batches 1024 --options       # every option, 1024x2
 """
 
 import argparse
@@ -36,13 +51,58 @@ import time
 
 DIM = 128
 VIEWS = 2
+MODES = ("eager", "graph", "xla")
+QUEUE_KEYS = 4096
+# Name -> how the loss is called: SupCon's keywords, or "genscl"/"simclr"/"queue".
+LOSS_OPTIONS = {
+    "supcon": {},
+    "simclr": {"labels": None},
+    "genscl": {"genscl": True},
+    "inside": {"summation": "inside"},
+    "one_positive": {"denominator": "one_positive"},
+    "only_negatives": {"denominator": "only_negatives"},
+    "positives_cap": {"positives_cap": 8},
+    "contrast_one": {"contrast_mode": "one"},
+    "queue": {"queue": True},
+}
+TARGETS = (
+    # (name, kind, batch, field, mode -> limit or None)
+    ("dense 1024x2 time / matmul bound", "dense", 1024, "ratio_to_matmul", {"graph": 1.3, "xla": 1.2}),
+    ("blocked 8192x2 peak memory / dense", "blocked", 8192, "memory_ratio_to_dense",
+     {"eager": 0.125, "graph": 0.125, "xla": 0.125}),
+    ("blocked 8192x2 time / dense", "blocked", 8192, "time_ratio_to_dense", {"eager": 1.3, "graph": 1.3, "xla": 1.3}),
+)
 
 
 def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _measure(kind, batch, block_size, jit, repeats):
+def _loss_fn(losses, option, block_size, rng, batch):
+    """`(fn(features) -> value, extra note)` for one loss option."""
+    import numpy as np
+    import tensorflow as tf
+
+    settings = dict(LOSS_OPTIONS[option])
+    labels = tf.constant(rng.integers(0, 100, size=batch).astype(np.int32))
+    if settings.pop("genscl", False):
+        distributions = tf.constant(rng.dirichlet(np.ones(10), size=batch).astype(np.float32))
+        return lambda x: losses.genscl_loss(x, distributions, block_size=block_size)
+    if settings.pop("queue", False):
+        keys = rng.normal(size=(QUEUE_KEYS, DIM)).astype(np.float32)
+        keys = tf.constant(keys / np.linalg.norm(keys, axis=-1, keepdims=True))
+        key_labels = tf.constant(rng.integers(0, 100, size=QUEUE_KEYS).astype(np.int32))
+        key_valid = tf.range(QUEUE_KEYS) < QUEUE_KEYS * 3 // 4
+        return lambda x: losses.supcon_loss(
+            x, labels, block_size=block_size, contrast_features=keys, contrast_labels=key_labels,
+            contrast_valid=key_valid,
+        )
+    if "labels" in settings:
+        labels = settings.pop("labels")
+    return lambda x: losses.supcon_loss(x, labels, block_size=block_size, **settings)
+
+
+def _measure(kind, batch, block_size, mode, repeats, option):
     """Runs one configuration in this process; returns a dict of figures."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
@@ -51,165 +111,186 @@ def _measure(kind, batch, block_size, jit, repeats):
     import supcon.losses as losses
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
+    device = "GPU:0" if gpu else "CPU:0"
     rng = np.random.default_rng(0)
     features = rng.normal(size=(batch, VIEWS, DIM)).astype(np.float32)
     features /= np.linalg.norm(features, axis=-1, keepdims=True)
-    labels = rng.integers(0, 1000, size=batch).astype(np.int32)
-    features, labels = tf.constant(features), tf.constant(labels)
+    features = tf.constant(features)
     rows = batch * VIEWS
 
     if kind == "matmul":
         anchors = tf.reshape(features, [rows, DIM])
+        # The queue's logits are [N, N + keys]: its bound has as many columns.
+        keys = tf.zeros([QUEUE_KEYS if option == "queue" else 0, DIM])
 
-        @tf.function(jit_compile=jit)
-        def step(x, _):
-            logits = tf.matmul(x, x, transpose_b=True)
+        def step(x):
+            contrasts = tf.concat([x, keys], axis=0)
+            logits = tf.matmul(x, contrasts, transpose_b=True)
             # Backward of logits = A C^T: dA = G C, dC = G^T A (G has the logits' shape).
-            grad_a = tf.matmul(logits, x)
+            grad_a = tf.matmul(logits, contrasts)
             grad_c = tf.matmul(logits, x, transpose_a=True)
             return tf.reduce_sum(grad_a) + tf.reduce_sum(grad_c)
 
-        args = (anchors, labels)
+        argument = anchors
     else:
-        size = None if kind == "dense" else block_size
+        loss = _loss_fn(losses, option, None if kind == "dense" else block_size, rng, batch)
 
-        @tf.function(jit_compile=jit)
-        def step(x, y):
+        def step(x):
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                value = tf.reduce_mean(losses.supcon_loss(x, y, block_size=size))
+                value = tf.reduce_mean(loss(x))
             return value + tf.reduce_sum(tape.gradient(value, x))
 
-        args = (features, labels)
+        argument = features
 
-    if gpu:
-        tf.config.experimental.reset_memory_stats("GPU:0")
+    if mode != "eager":
+        step = tf.function(step, jit_compile=mode == "xla")
     baseline = _peak_rss_mb()
-    step(*args).numpy()  # trace + warm-up
+    step(argument).numpy()  # trace + warm-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        step(*args).numpy()
+        step(argument).numpy()
         times.append(time.perf_counter() - start)
-    if gpu:
-        peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
-    else:
-        peak = _peak_rss_mb() - baseline
+    tf.config.experimental.reset_memory_stats(device)
+    step(argument).numpy()
+    peak = tf.config.experimental.get_memory_info(device)["peak"] / 2**20
     return {
         "kind": kind,
+        "option": option,
         "batch": batch,
         "rows": rows,
         "block_size": block_size if kind == "blocked" else None,
+        "mode": mode,
         "seconds": float(np.median(times)),
+        "min_seconds": float(np.min(times)),
         "peak_mb": float(peak),
+        "peak_rss_mb": None if gpu else float(_peak_rss_mb() - baseline),
         "device": "GPU" if gpu else "CPU",
-        "jit": jit,
     }
 
 
-def _run_subprocess(kind, batch, block_size, jit, repeats):
-    command = [
-        sys.executable,
-        __file__,
-        "--_one",
-        f"{kind},{batch},{block_size},{int(jit)},{repeats}",
-    ]
+def _run_subprocess(kind, batch, block_size, mode, repeats, option="supcon"):
+    command = [sys.executable, __file__, "--_one", f"{kind},{batch},{block_size},{mode},{repeats},{option}"]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         tail = (result.stderr or "").strip().splitlines()[-3:]
-        return {"kind": kind, "batch": batch, "error": " | ".join(tail) or f"exit {result.returncode}"}
+        return {"kind": kind, "batch": batch, "mode": mode, "option": option,
+                "error": " | ".join(tail) or f"exit {result.returncode}"}
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _fmt(value, spec):
+    return format(value, spec) if value is not None else "-"
+
+
+def _table(mode, args):
+    """Measures every batch size in one mode; prints and returns its rows."""
+    rows = []
+    print(f"{'batch':>6} {'path':>8} {'seconds':>9} {'peak MB':>9} {'x matmul':>9} {'x dense t':>9} {'x dense mem':>11}")
+    for batch in [int(b) for b in args.batches.split(",")]:
+        results = {
+            kind: _run_subprocess(kind, batch, args.block_size, mode, args.repeats)
+            for kind in ("matmul", "dense", "blocked")
+        }
+        for kind, result in results.items():
+            rows.append(result)
+            if "error" in result:
+                print(f"{batch:>6} {kind:>8}  failed: {result['error']}")
+                continue
+            _ratios(result, results["matmul"], results["dense"], args.statistic)
+            print(
+                f"{batch:>6} {kind:>8} {result[args.statistic]:>9.4f} {result['peak_mb']:>9.1f} "
+                f"{_fmt(result.get('ratio_to_matmul'), '>9.2f')} {_fmt(result.get('time_ratio_to_dense'), '>9.2f')} "
+                f"{_fmt(result.get('memory_ratio_to_dense'), '>11.3f')}",
+                flush=True,
+            )
+    return rows
+
+
+def _ratios(result, bound, dense, statistic):
+    if statistic in bound:
+        result["ratio_to_matmul"] = result[statistic] / bound[statistic]
+    if statistic in dense:
+        result["time_ratio_to_dense"] = result[statistic] / dense[statistic]
+        result["memory_ratio_to_dense"] = result["peak_mb"] / max(dense["peak_mb"], 1e-9)
+
+
+def _options_table(mode, args):
+    """The dense path of every loss option at `--options_batch` against the bound."""
+    batch = args.options_batch
+    bound = _run_subprocess("matmul", batch, args.block_size, mode, args.repeats)
+    rows = [bound]
+    print(f"{'option':>15} {'seconds':>9} {'peak MB':>9} {'x matmul':>9}   (batch {batch}x{VIEWS})")
+    queue_bound = _run_subprocess("matmul", batch, args.block_size, mode, args.repeats, "queue")
+    rows.append(queue_bound)
+    for option in LOSS_OPTIONS:
+        result = _run_subprocess("dense", batch, args.block_size, mode, args.repeats, option)
+        rows.append(result)
+        if "error" in result:
+            print(f"{option:>15}  failed: {result['error']}")
+            continue
+        _ratios(result, queue_bound if option == "queue" else bound, {}, args.statistic)
+        print(f"{option:>15} {result[args.statistic]:>9.4f} {result['peak_mb']:>9.1f} "
+              f"{_fmt(result.get('ratio_to_matmul'), '>9.2f')}", flush=True)
+    return rows
+
+
+def _targets(rows):
+    """The issue's targets per mode, from the supcon rows."""
+    checks, lines = [], []
+    found = {(r["kind"], r["batch"], r.get("mode")): r for r in rows if r.get("option") == "supcon"}
+    for name, kind, batch, field, limits in TARGETS:
+        for mode, limit in limits.items():
+            value = found.get((kind, batch, mode), {}).get(field)
+            if value is None:
+                continue
+            met = value <= limit
+            checks.append({"mode": mode, "target": name, "value": value, "limit": limit, "met": met})
+            lines.append(f"[{mode}] {name}: {value:.3f} (target <= {limit:g}) {'met' if met else 'NOT MET'}")
+    return {"checks": checks, "lines": lines}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", default="256,1024,4096,8192")
     parser.add_argument("--block_size", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--modes", default="graph,xla",
-                        help="graph (tf.function) and/or xla (tf.function(jit_compile=True))")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--statistic", choices=("median", "min"), default="median")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="eager (GradientTape), graph (tf.function) and/or xla (tf.function(jit_compile=True))")
+    parser.add_argument("--options", action="store_true",
+                        help=f"also time the dense path of every loss option: {', '.join(LOSS_OPTIONS)}")
+    parser.add_argument("--options_batch", type=int, default=1024)
     parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "loss_bench.json"))
     parser.add_argument("--_one", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.statistic = {"median": "seconds", "min": "min_seconds"}[args.statistic]
 
     if args._one:
-        kind, batch, block_size, jit, repeats = args._one.split(",")
-        print(json.dumps(_measure(kind, int(batch), int(block_size), bool(int(jit)), int(repeats))))
+        kind, batch, block_size, mode, repeats, option = args._one.split(",")
+        print(json.dumps(_measure(kind, int(batch), int(block_size), mode, int(repeats), option)))
         return
 
-    rows = []
     modes = args.modes.split(",")
-    if not set(modes) <= {"graph", "xla"}:
-        parser.error(f"--modes must be graph and/or xla. Received: --modes={args.modes}")
+    if not set(modes) <= set(MODES):
+        parser.error(f"--modes must be among {', '.join(MODES)}. Received: --modes={args.modes}")
+    rows, option_rows = [], []
     for mode in modes:
         print(f"\n[{mode}]")
-        rows += _table(mode == "xla", args)
+        rows += _table(mode, args) if args.batches else []
+        if args.options:
+            option_rows += _options_table(mode, args)
     targets = _targets(rows)
+    print()
     for line in targets["lines"]:
         print(line)
 
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, "w") as f:
-        json.dump({"dim": DIM, "views": VIEWS, "block_size": args.block_size, "results": rows,
-                   "targets": targets["checks"]}, f, indent=2)
+        json.dump({"dim": DIM, "views": VIEWS, "block_size": args.block_size, "statistic": args.statistic,
+                   "results": rows, "options": option_rows, "targets": targets["checks"]}, f, indent=2)
     print(f"wrote {args.output}")
-
-
-def _table(jit, args):
-    """Measures every batch size in one mode; prints and returns its rows."""
-    rows = []
-    header = f"{'batch':>6} {'path':>8} {'seconds':>9} {'peak MB':>9} {'x matmul':>9} {'x dense t':>9} {'x dense mem':>11}"
-    print(header)
-    for batch in [int(b) for b in args.batches.split(",")]:
-        results = {
-            kind: _run_subprocess(kind, batch, args.block_size, jit, args.repeats)
-            for kind in ("matmul", "dense", "blocked")
-        }
-        for kind, result in results.items():
-            if "error" in result:
-                print(f"{batch:>6} {kind:>8}  failed: {result['error']}")
-                rows.append(result)
-                continue
-            bound, dense = results["matmul"], results["dense"]
-            result["ratio_to_matmul"] = (
-                result["seconds"] / bound["seconds"] if "seconds" in bound else None
-            )
-            if "seconds" in dense:
-                result["time_ratio_to_dense"] = result["seconds"] / dense["seconds"]
-                result["memory_ratio_to_dense"] = result["peak_mb"] / max(dense["peak_mb"], 1e-9)
-            rows.append(result)
-
-            def fmt(value, spec):
-                return format(value, spec) if value is not None else "-"
-
-            print(
-                f"{batch:>6} {kind:>8} {result['seconds']:>9.4f} {result['peak_mb']:>9.1f} "
-                f"{fmt(result.get('ratio_to_matmul'), '>9.2f')} {fmt(result.get('time_ratio_to_dense'), '>9.2f')} "
-                f"{fmt(result.get('memory_ratio_to_dense'), '>11.3f')}",
-                flush=True,
-            )
-    return rows
-
-
-def _targets(rows):
-    """The issue's targets, per mode: dense 1024x2 <= 1.5x matmul; blocked 8192x2 <= 1/4 memory, <= 1.5x time."""
-    checks, lines = [], []
-    for jit in sorted({r.get("jit") for r in rows if "jit" in r}):
-        mode = "xla" if jit else "graph"
-        found = {(r["kind"], r["batch"]): r for r in rows if r.get("jit") == jit}
-        dense = found.get(("dense", 1024), {})
-        blocked = found.get(("blocked", 8192), {})
-        for name, value, limit in (
-            ("dense 1024x2 time / matmul bound", dense.get("ratio_to_matmul"), 1.5),
-            ("blocked 8192x2 peak memory / dense", blocked.get("memory_ratio_to_dense"), 0.25),
-            ("blocked 8192x2 time / dense", blocked.get("time_ratio_to_dense"), 1.5),
-        ):
-            if value is None:
-                continue
-            met = value <= limit
-            checks.append({"mode": mode, "target": name, "value": value, "limit": limit, "met": met})
-            lines.append(f"[{mode}] {name}: {value:.2f} (target <= {limit}) {'met' if met else 'NOT MET'}")
-    return {"checks": checks, "lines": lines}
 
 
 if __name__ == "__main__":
