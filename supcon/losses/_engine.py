@@ -197,7 +197,7 @@ def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
     return losses[:rows], valid[:rows] > 0.5
 
 
-def _dense_ids(ids):
+def dense_ids(ids):
     """int32 `[n]` in `[0, n)`, equal exactly where `ids` are equal.
 
     By a sort rather than `tf.unique`, whose output size is data-dependent
@@ -208,6 +208,35 @@ def _dense_ids(ids):
     starts = tf.cast(tf.not_equal(sorted_ids[1:], sorted_ids[:-1]), tf.int32)
     ranks = tf.cumsum(tf.concat([tf.zeros([1], tf.int32), starts], axis=0))
     return tf.scatter_nd(order[:, None], ranks, tf.shape(ids))
+
+
+def pair_similarity_sums(features, ids):
+    """Sums and counts of `z_i . z_j` over same-id and different-id pairs, without the `[n, n]` matrix.
+
+    With `M_c` the sum of the features of id `c`: the same-id pairs (self
+    excluded) sum to `sum_c |M_c|^2 - sum_i |z_i|^2` and all pairs to
+    `|sum_i z_i|^2`, so both sums cost `O(n * dim)` (the identity behind the
+    loss's `same_id_block`).
+
+    Args:
+      features: float `[n, dim]` (computed in float32).
+      ids: int `[n]`.
+
+    Returns:
+      `(positive_sum, positive_count, negative_sum, negative_count)`, float32
+      scalars: over ordered pairs `i != j` with equal ids, and with different ids.
+    """
+    features = tf.cast(features, tf.float32)
+    n = tf.shape(features)[0]
+    segments = dense_ids(ids)
+    class_sums = tf.math.unsorted_segment_sum(features, segments, n)
+    class_sizes = tf.math.unsorted_segment_sum(tf.ones([n]), segments, n)
+    same = tf.reduce_sum(tf.square(class_sums))
+    own = tf.reduce_sum(tf.square(features))
+    total = tf.reduce_sum(tf.square(tf.reduce_sum(features, axis=0)))
+    same_count = tf.reduce_sum(tf.square(class_sizes))
+    n = tf.cast(n, tf.float32)
+    return same - own, same_count - n, total - same, n * n - same_count
 
 
 def contrastive_per_sample(
@@ -306,7 +335,7 @@ def contrastive_per_sample(
             if keys is not None:
                 column_ids = tf.concat([column_ids, key_labels], axis=0)
                 column_valid = tf.concat([tf.ones([views * global_batch], tf.bool), key_valid], axis=0)
-            segments = _dense_ids(column_ids)
+            segments = dense_ids(column_ids)
 
     def block_fn(anchor_block, contrasts, row_info, is_real, need_grad):
         block_samples, block_views = row_info

@@ -13,6 +13,7 @@ import tensorflow as tf
 from keras import ops
 
 from supcon import losses as supcon_losses
+from supcon.losses import _engine as loss_engine
 from supcon.losses.genscl import split_distillation_targets
 from supcon.models import _multiview
 from supcon.models.heads import ClassifierHead
@@ -367,16 +368,15 @@ class SupConModel(_multiview.MultiViewModel):
         features = self._features(y_pred)
         num_views = features.shape[1]
         flat = ops.reshape(features, (-1, features.shape[-1]))
-        n = ops.shape(flat)[0]
         if y is None or self._ignores_labels():
-            ids = ops.repeat(ops.arange(n // num_views), num_views, axis=0)
+            ids = ops.repeat(ops.arange(ops.shape(flat)[0] // num_views), num_views, axis=0)
         else:
             ids = _multiview.per_view_class_ids(y, num_views)
-        similarity = ops.matmul(flat, ops.transpose(flat))
-        not_self = 1.0 - ops.eye(n, dtype="float32")
-        same = ops.cast(ops.equal(ids[:, None], ids[None, :]), "float32")
-        self._pos_metric.update_state(similarity, sample_weight=same * not_self)
-        self._neg_metric.update_state(similarity, sample_weight=1.0 - same)
+        # Sums over the pairs from per-class sums, O(B V D): no second [B V, B V] similarity matrix.
+        positive_sum, positive_count, negative_sum, negative_count = loss_engine.pair_similarity_sums(flat, ids)
+        # A mean of the pair similarities: each step's mean weighted by its number of pairs.
+        self._pos_metric.update_state(ops.divide_no_nan(positive_sum, positive_count), sample_weight=positive_count)
+        self._neg_metric.update_state(ops.divide_no_nan(negative_sum, negative_count), sample_weight=negative_count)
         if self._accuracy_metric is not None and y is not None:
             targets = _multiview.per_view_targets(y, num_views, self.num_classes)
             self._accuracy_metric.update_state(

@@ -143,6 +143,32 @@ class TrainConfig:
                 f"Received: warmup_epochs={self.warmup_epochs}"
             )
 
+    def contrast_options(self):
+        """The contrastive loss's settings as a validated `supcon.losses.ContrastOptions`.
+
+        SupCon takes every loss setting; SimCLR and GenSCL (and "ce", which has no contrastive
+        loss) take temperature, base_temperature, contrast_mode and loss_block_size, the others
+        keeping their defaults, as the loss is built for them.
+
+        Returns:
+            A `ContrastOptions` (raises `ValueError` naming the setting if one is invalid).
+
+        Example:
+            >>> TrainConfig(temperature=0.2, loss_block_size=512).contrast_options().block_size
+            512
+        """
+        from supcon.losses.options import ContrastOptions  # Lazy: importing the losses imports TensorFlow.
+
+        settings = dict(
+            temperature=self.temperature,
+            base_temperature=self.base_temperature,
+            contrast_mode=self.contrast_mode,
+            block_size=self.loss_block_size,
+        )
+        if self.method == "supcon":
+            settings.update(summation=self.summation, denominator=self.denominator, positives_cap=self.positives_cap)
+        return ContrastOptions(**settings)
+
     def to_json(self):
         """The settings as a JSON-compatible dict (tuples become lists)."""
         return {

@@ -1,5 +1,6 @@
 """Tests of `supcon.losses.supcon_loss` and its Keras forms against the NumPy reference."""
 
+import dataclasses
 import doctest
 import itertools
 import math
@@ -10,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import supcon.losses as losses
+from supcon.losses import options as options_module
 from supcon.losses import supcon as supcon_module
 from tests.losses import reference
 
@@ -484,6 +486,32 @@ def test_higher_rank_features_are_flattened_after_views():
 
 
 def test_docstring_examples_run():
-    for module in (supcon_module,):
+    for module in (supcon_module, options_module):
         result = doctest.testmod(module, extraglobs={"tf": tf}, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0 and result.attempted > 0
+
+
+def test_contrast_options_and_keywords_are_one_setting():
+    features = _unit((4, 2, 8), seed=11)
+    options = losses.ContrastOptions(temperature=0.2, summation="inside", denominator="one_positive")
+    by_options = losses.supcon_loss(features, [0, 0, 1, 1], options=options)
+    by_keywords = losses.supcon_loss(features, [0, 0, 1, 1], temperature=0.2, summation="inside",
+                                     denominator="one_positive")
+    np.testing.assert_allclose(by_options.numpy(), by_keywords.numpy(), rtol=1e-6)
+    # Keywords override the object's fields; the Keras wrappers keep the object.
+    overridden = losses.supcon_loss(features, [0, 0, 1, 1], options=options, temperature=0.1, summation="outside",
+                                    denominator="all")
+    np.testing.assert_allclose(overridden.numpy(), losses.supcon_loss(features, [0, 0, 1, 1]).numpy(), rtol=1e-6)
+    loss = losses.SupConLoss(options, block_size=2)
+    assert loss.options == options.replace(block_size=2) and loss.temperature == 0.2
+    assert losses.SupConLoss.from_config(loss.get_config()).options == loss.options
+    assert losses.SimCLRLoss().options.temperature == losses.SIMCLR_TEMPERATURE
+    assert losses.SupConLossLayer(options).options == options
+    with pytest.raises(ValueError, match=r"`summation` must keep its default 'outside' in `GenSCLLoss`"):
+        losses.GenSCLLoss(options)
+    with pytest.raises(TypeError, match=r"`options` of `supcon_loss` must be a supcon.losses.ContrastOptions"):
+        losses.supcon_loss(features, [0, 0, 1, 1], options={"temperature": 0.2})
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['temprature'\]"):
+        losses.SupConLoss(temprature=0.2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.temperature = 0.3

@@ -69,6 +69,25 @@ def test_ce_weight_adds_cross_entropy_to_the_loss(tiny_encoder, views_and_labels
     assert float(model.compute_loss(y=labels, y_pred=y_pred)) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.parametrize("loss", ["supcon", "simclr"])
+def test_similarity_metrics_equal_the_brute_force_pair_means(tiny_encoder, views_and_labels, loss):
+    # The metrics come from per-class sums (no [B V, B V] matrix): they must equal the
+    # plain mean over pairs, self-pairs excluded, computed here from the projections.
+    views, labels = views_and_labels
+    model = _model(tiny_encoder)
+    compiled = supcon.losses.SupConLoss() if loss == "supcon" else supcon.losses.SimCLRLoss()
+    model.compile(optimizer="sgd", loss=compiled)
+    metrics = model.evaluate(views, labels, batch_size=8, verbose=0, return_dict=True)
+    z = model.predict(views, verbose=0)["projection"].reshape(-1, 8)  # [B * V, D], sample-major.
+    ids = np.repeat(labels if loss == "supcon" else np.arange(8), 2)
+    similarity = z @ z.T
+    same = ids[:, None] == ids[None, :]
+    not_self = ~np.eye(len(ids), dtype=bool)
+    # float32 sums of ~256 terms of size <= 1 (one-pass identities with cancellation): 1e-5.
+    assert metrics["positive_similarity"] == pytest.approx(similarity[same & not_self].mean(), abs=1e-5)
+    assert metrics["negative_similarity"] == pytest.approx(similarity[~same].mean(), abs=1e-5)
+
+
 def test_simclr_ignores_labels_and_trains_without_them(tiny_encoder, views_and_labels):
     views, labels = views_and_labels
     model = _model(tiny_encoder)
