@@ -55,7 +55,7 @@ import tensorflow as tf
 
 EXCLUDED = -1e30
 
-# A block's per-anchor losses, validity, and (when asked for) the function
+# A block's per-anchor losses, validity, and the function
 # `upstream [rows] -> (d anchors [rows, dim], d contrasts [cols, dim])`.
 Block = collections.namedtuple("Block", ["losses", "valid", "backward"])
 
@@ -80,7 +80,7 @@ def _features_backward(grad_logits, anchors, contrasts, valid, temperature):
     return backward
 
 
-def same_id_block(anchors, contrasts, *, temperature, self_column, segments, column_valid, is_real, need_grad):
+def same_id_block(anchors, contrasts, *, temperature, self_column, segments, column_valid, is_real):
     """L_out with the "all" denominator, positives = the columns sharing the anchor's id.
 
     Args:
@@ -93,7 +93,6 @@ def same_id_block(anchors, contrasts, *, temperature, self_column, segments, col
       column_valid: None or bool `[cols]`, false for absent columns (empty
         queue slots): out of numerator and denominator.
       is_real: None or bool `[rows]`, false for padding rows (invalid).
-      need_grad: whether to return the backward function.
 
     Returns:
       A `Block`.
@@ -121,8 +120,6 @@ def same_id_block(anchors, contrasts, *, temperature, self_column, segments, col
     safe_counts = tf.where(valid, positive_counts, 1.0)
     positive_logits = tf.reduce_sum(scaled * positive_sums, axis=1)
     losses = tf.where(valid, log_denominator - positive_logits / safe_counts, 0.0)
-    if not need_grad:
-        return Block(losses, valid, None)
 
     def backward(upstream):
         upstream = tf.where(valid, upstream, 0.0)
@@ -143,7 +140,7 @@ def same_id_block(anchors, contrasts, *, temperature, self_column, segments, col
     return Block(losses, valid, backward)
 
 
-def weighted_block(anchors, contrasts, weights, excluded, *, temperature, summation, denominator, need_grad):
+def weighted_block(anchors, contrasts, weights, excluded, *, temperature, summation, denominator):
     """Any summation and denominator, explicit pair weights (GenSCL, masks, caps, L_in, ...).
 
     Args:
@@ -156,7 +153,6 @@ def weighted_block(anchors, contrasts, weights, excluded, *, temperature, summat
       temperature: python float.
       summation: "outside" (Eq. 2) or "inside" (Eq. 3).
       denominator: "all", "one_positive" or "only_negatives".
-      need_grad: whether to return the backward function.
 
     Returns:
       A `Block`.
@@ -191,8 +187,6 @@ def weighted_block(anchors, contrasts, weights, excluded, *, temperature, summat
         pulls, log_mean = _softmax_and_lse(tf.where(positive, log_ratio + log_weights, EXCLUDED))
         losses = tf.math.log(safe_sum) - log_mean
     losses = tf.where(valid, losses, 0.0)
-    if not need_grad:
-        return Block(losses, valid, None)
 
     if denominator == "one_positive":
         # Each positive's own exp(z_p) in its denominator: its pull shrinks by 1 - r_p, and the

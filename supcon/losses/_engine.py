@@ -88,11 +88,14 @@ def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
 
     With `block_size=None` the whole anchor matrix is one block: the forward
     pass keeps what the block's backward needs (one `[rows, cols]` matrix).
-    Otherwise the anchors are zero-padded to whole blocks, blocks run in a
-    `tf.while_loop`, and the backward pass recomputes each block from the
-    inputs, so peak memory is `O(block_size x cols)`; values and gradients are
-    the dense ones. Every block has the same static shape, so the loop also
-    compiles with XLA.
+    Otherwise the anchors are zero-padded to whole blocks and blocks run in a
+    `tf.while_loop` that keeps nothing of size `cols` per row, so peak memory
+    is `O(block_size x cols)`; values and gradients are the dense ones. The
+    forward loop also accumulates the gradient for an upstream of 1 on every
+    valid anchor (`O((rows + cols) x dim)`): the gradient is linear in the
+    upstream, so a uniform one (a mean-reduced loss) just scales it, and any
+    other upstream recomputes each block. Every block has the same static
+    shape, so the loops also compile with XLA.
 
     Either way the forward runs on detached inputs (`tf.stop_gradient`):
     under an eager `tf.GradientTape` nothing inside is recorded (the tape
@@ -100,7 +103,7 @@ def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
     is the block's own.
 
     Args:
-      block_fn: `(anchor_block, contrasts, row_info_block, is_real, need_grad)
+      block_fn: `(anchor_block, contrasts, row_info_block, is_real)
         -> _closed_form.Block`; `is_real` is None on the dense path, else bool
         `[block]` false on padding rows (which must come out invalid).
       anchors: float32 `[rows, dim]`.
@@ -116,7 +119,7 @@ def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
 
         @tf.custom_gradient
         def dense(anchors, contrasts):
-            block = block_fn(tf.stop_gradient(anchors), tf.stop_gradient(contrasts), row_info, None, True)
+            block = block_fn(tf.stop_gradient(anchors), tf.stop_gradient(contrasts), row_info, None)
 
             def grad(upstream_losses, unused_upstream_valid):
                 return block.backward(upstream_losses)
@@ -135,61 +138,69 @@ def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
     padded_info = tuple(tf.concat([info, tf.repeat(info[-1:], padding, axis=0)], 0) for info in row_info)
     is_real = tf.range(num_blocks * block_size) < rows
 
-    def run_block(anchors, contrasts, index, need_grad):
+    def run_block(anchors, contrasts, index):
         start = index * block_size
         info_block = tuple(_rows(info, start, block_size) for info in padded_info)
-        return block_fn(
-            _rows(anchors, start, block_size), contrasts, info_block, _rows(is_real, start, block_size), need_grad
+        return block_fn(_rows(anchors, start, block_size), contrasts, info_block, _rows(is_real, start, block_size))
+
+    def value_and_grad_loop(anchors, contrasts, upstream_losses):
+        """`(d anchors, d contrasts, losses, valid as float32)`, block by block, for an upstream (None: 1)."""
+
+        def body(index, anchor_grads, losses, valid, contrast_grad):
+            block = run_block(anchors, contrasts, index)
+            if upstream_losses is None:
+                upstream = tf.ones([block_size])
+            else:
+                upstream = _rows(upstream_losses, index * block_size, block_size)
+            grad_anchor_block, grad_contrasts = block.backward(upstream)
+            return (
+                index + 1,
+                anchor_grads.write(index, grad_anchor_block),
+                losses.write(index, block.losses),
+                valid.write(index, tf.cast(block.valid, tf.float32)),
+                contrast_grad + grad_contrasts,
+            )
+
+        def array(*shape):
+            return tf.TensorArray(tf.float32, size=num_blocks, element_shape=list(shape))
+
+        # parallel_iterations=1: one block's [block, cols] intermediates alive at a time (the
+        # default of 10 concurrent iterations multiplies the peak memory by up to 10 in graph mode).
+        _, anchor_grads, losses, valid, contrast_grad = tf.while_loop(
+            lambda index, *_: index < num_blocks,
+            body,
+            parallel_iterations=1,
+            loop_vars=(
+                tf.constant(0),
+                array(block_size, anchors.shape[1]),
+                array(block_size),
+                array(block_size),
+                tf.zeros_like(contrasts),
+            ),
         )
+        return anchor_grads.concat(), contrast_grad, losses.concat(), valid.concat()
 
     @tf.custom_gradient
     def blocked(anchors, contrasts):
         anchors, contrasts = tf.stop_gradient(anchors), tf.stop_gradient(contrasts)
-
-        def forward_body(index, losses_array, valid_array):
-            block = run_block(anchors, contrasts, index, need_grad=False)
-            return (
-                index + 1,
-                losses_array.write(index, block.losses),
-                valid_array.write(index, tf.cast(block.valid, tf.float32)),
-            )
-
-        # parallel_iterations=1: one block's [block, cols] intermediates alive at a time (the
-        # default of 10 concurrent iterations multiplies the peak memory by up to 10 in graph mode).
-        _, losses_array, valid_array = tf.while_loop(
-            lambda index, *_: index < num_blocks,
-            forward_body,
-            parallel_iterations=1,
-            loop_vars=(
-                tf.constant(0),
-                tf.TensorArray(tf.float32, size=num_blocks, element_shape=[block_size]),
-                tf.TensorArray(tf.float32, size=num_blocks, element_shape=[block_size]),
-            ),
-        )
-        losses, valid = losses_array.concat(), valid_array.concat()
+        # One pass computes the losses and, since the gradient is linear in the upstream, the
+        # gradient for an upstream of 1 on every valid anchor: a mean-reduced loss (the usual
+        # case) then needs no second pass, so the blocked path costs the dense path's three
+        # matmuls per block instead of four. Another upstream recomputes the blocks.
+        unit_anchor_grads, unit_contrast_grad, losses, valid = value_and_grad_loop(anchors, contrasts, None)
 
         def grad(upstream_losses, unused_upstream_valid):
-            def backward_body(index, anchor_grads, contrast_grad):
-                block = run_block(anchors, contrasts, index, need_grad=True)
-                grad_anchor_block, grad_contrasts = block.backward(
-                    _rows(upstream_losses, index * block_size, block_size)
-                )
-                return index + 1, anchor_grads.write(index, grad_anchor_block), contrast_grad + grad_contrasts
-
-            _, anchor_grads, contrast_grad = tf.while_loop(
-                lambda index, *_: index < num_blocks,
-                backward_body,
-                parallel_iterations=1,
-                loop_vars=(
-                    tf.constant(0),
-                    tf.TensorArray(
-                        tf.float32, size=num_blocks, element_shape=[block_size, anchors.shape[1]]
-                    ),
-                    tf.zeros_like(contrasts),
-                ),
+            is_valid = valid > 0.5
+            high = tf.reduce_max(tf.where(is_valid, upstream_losses, -float("inf")))
+            low = tf.reduce_min(tf.where(is_valid, upstream_losses, float("inf")))
+            scale = tf.where(tf.reduce_any(is_valid), high, 0.0)
+            return tf.cond(
+                high <= low,  # One value on every valid anchor (or none valid).
+                lambda: (scale * unit_anchor_grads, scale * unit_contrast_grad),
+                lambda: value_and_grad_loop(anchors, contrasts, upstream_losses)[:2],
             )
-            return anchor_grads.concat(), contrast_grad
 
+        # `valid` leaves as float32: custom_gradient outputs must be differentiable dtypes.
         return (losses, valid), grad
 
     padded_anchors = tf.pad(anchors, [[0, padding], [0, 0]])
@@ -337,7 +348,7 @@ def contrastive_per_sample(
                 column_valid = tf.concat([tf.ones([views * global_batch], tf.bool), key_valid], axis=0)
             segments = dense_ids(column_ids)
 
-    def block_fn(anchor_block, contrasts, row_info, is_real, need_grad):
+    def block_fn(anchor_block, contrasts, row_info, is_real):
         block_samples, block_views = row_info
         # Column of the anchor itself in the view-major contrast layout (never a key column).
         self_column = block_views * global_batch + block_samples
@@ -350,7 +361,6 @@ def contrastive_per_sample(
                 segments=segments,
                 column_valid=column_valid,
                 is_real=is_real,
-                need_grad=need_grad,
             )
         pairs = Pairs(
             anchor_samples=block_samples,
@@ -415,7 +425,6 @@ def contrastive_per_sample(
             temperature=temperature,
             summation=options.summation,
             denominator=options.denominator,
-            need_grad=need_grad,
         )
 
     losses, valid = run_blocks(

@@ -255,3 +255,25 @@ def _weighted_value_and_grads_graph(fn, features, keys):
         per_sample = fn(features, keys)
         value = tf.reduce_sum(per_sample * tf.range(1.0, BATCH + 1.0))
     return per_sample, tape.gradient(value, features)
+
+
+@pytest.mark.parametrize("name", ["supcon", "simclr_queue", "inside_one_positive", "positives_cap", "genscl"])
+def test_blocked_mean_upstream_takes_the_one_pass_gradient(name):
+    # A uniform upstream (a mean-reduced loss) scales the gradient the blocked forward pass
+    # accumulated; the weighted upstream of the other tests recomputes the blocks instead.
+    views = 2
+    engine, autodiff = _call(CASES[name], views, block_size=4)
+    features, keys = _unit((BATCH, views, DIM), seed=7), _unit((KEYS, DIM), seed=2)
+
+    def mean_value_and_grads(fn, x, k):
+        with tf.GradientTape() as tape:
+            tape.watch([x, k])
+            value = 3.0 * tf.reduce_mean(fn(x, k))
+        return value.numpy(), [g.numpy() for g in tape.gradient(value, [x, k], unconnected_gradients="zero")]
+
+    got, got_grads = mean_value_and_grads(engine, tf.constant(features, tf.float32), tf.constant(keys, tf.float32))
+    expected, expected_grads = mean_value_and_grads(autodiff, tf.constant(features), tf.constant(keys))
+    tolerance = 1e-5 * math.sqrt(views * BATCH + KEYS)
+    np.testing.assert_allclose(got, expected, rtol=tolerance)
+    for got_grad, expected_grad in zip(got_grads, expected_grads):
+        np.testing.assert_allclose(got_grad, expected_grad, rtol=tolerance, atol=tolerance * np.abs(expected_grad).max())
