@@ -29,13 +29,16 @@ is applied to the `[rows, dim]` side). Every option of the engine takes this
 closed form; none falls back to autodiff. (Second derivatives are not
 provided: the losses are only ever differentiated once.)
 
-For SupCon and SimCLR with the paper's L_out and denominator (the default and
-the hot path), `w_ij` is 1 exactly where the column's id (class or sample)
-equals the anchor's, so `sum_j w_ij c_j` is a per-id sum of the contrasts
-minus the anchor itself: `same_id_block` never builds the `[rows, cols]`
-weights, and keeps the softmax as its only `[rows, cols]` buffer. Its `(*)` is
-`q_ij - w_ij / s_i`, and the `w / s` part of both gradient matmuls is a
-segment sum, `O((rows + cols) * dim)`.
+For L_out with the "all" denominator and no cap (SupCon's and SimCLR's
+default, the hot path, and GenSCL's only form) the weights have low rank:
+`w_ij` is 1 exactly where the column's id (class or sample) equals the
+anchor's (`SameId`), or the cosine `u_i . u_j` of unit label vectors
+(`Cosine`). So `sum_j w_ij c_j` is a per-id sum (or two thin matmuls) minus
+the anchor itself: `factored_block` never builds the `[rows, cols]` weights
+and keeps the softmax as its only `[rows, cols]` buffer. Its `(*)` is
+`q_ij - w_ij / s_i`, and the `w / s` part of both gradient matmuls costs
+`O((rows + cols) * dim)` (times `classes` for `Cosine`). `weighted_block`
+takes every other option from explicit `[rows, cols]` weights.
 
 Numerics (float32 whatever the input dtype):
   * Excluded entries are set to `EXCLUDED = -1e30` before the softmax: `exp`
@@ -80,16 +83,72 @@ def _features_backward(grad_logits, anchors, contrasts, valid, temperature):
     return backward
 
 
-def same_id_block(anchors, contrasts, *, temperature, self_column, segments, column_valid, is_real):
-    """L_out with the "all" denominator, positives = the columns sharing the anchor's id.
+class SameId:
+    """Pair weights `w_ij = 1` where column `j`'s id equals the anchor's (SupCon, SimCLR).
+
+    Args:
+      segments: int32 `[cols]` in `[0, cols)`: the columns' ids, made dense.
+      present: float32 `[cols]`, 0 for absent columns (their contrast rows are zero).
+      self_column: int32 `[rows]`, each anchor's own column (it shares the anchor's id).
+    """
+
+    def __init__(self, segments, present, self_column):
+        self._segments, self._present = segments, present
+        self._cols = tf.shape(segments)[0]
+        self._row_segments = tf.gather(segments, self_column)
+        self.self_weights = tf.ones(tf.shape(self_column), tf.float32)
+        # The anchor's class size less itself: an exact count.
+        self.other_weight_sums = tf.gather(
+            tf.math.unsorted_segment_sum(present, segments, self._cols), self._row_segments
+        ) - 1.0
+
+    def row_sums(self, contrasts):
+        """`[rows, dim]`: `sum_j w_ij c_j`, the anchor's own column included."""
+        return tf.gather(tf.math.unsorted_segment_sum(contrasts, self._segments, self._cols), self._row_segments)
+
+    def column_sums(self, values):
+        """`[cols, dim]`: `sum_i w_ij x_i` for per-anchor rows `values`, own columns included."""
+        sums = tf.math.unsorted_segment_sum(values, self._row_segments, self._cols)
+        return tf.gather(sums, self._segments) * self._present[:, None]
+
+
+class Cosine:
+    """Pair weights `w_ij = u_i . u_j` of unit label vectors (GenSCL, Kim et al. Eq. 4).
+
+    GenSCL's weight is `max(cos, 0)`; label distributions are non-negative (the
+    loss checks it), so the cosine already is, and `W = U_rows U_cols^T` has rank
+    `classes`: its products with the features are two thin matmuls.
+
+    Args:
+      vectors: float32 `[cols, classes]`, unit rows (zero for absent columns).
+      self_column: int32 `[rows]`, each anchor's own column.
+    """
+
+    def __init__(self, vectors, self_column):
+        self._vectors = vectors
+        self._rows = tf.gather(vectors, self_column)
+        self.self_weights = tf.reduce_sum(tf.square(self._rows), axis=1)
+        # u_i . (sum_j u_j - u_i): where only the anchor has mass the difference is exactly 0,
+        # so an anchor orthogonal to every other column gets exactly no target (invalid).
+        others = tf.reduce_sum(vectors, axis=0)[None, :] - self._rows
+        self.other_weight_sums = tf.reduce_sum(self._rows * others, axis=1)
+
+    def row_sums(self, contrasts):
+        return tf.matmul(self._rows, tf.matmul(self._vectors, contrasts, transpose_a=True))
+
+    def column_sums(self, values):
+        return tf.matmul(self._vectors, tf.matmul(self._rows, values, transpose_a=True))
+
+
+def factored_block(anchors, contrasts, weights, *, temperature, self_column, column_valid, is_real):
+    """L_out with the "all" denominator for low-rank pair weights (`SameId`, `Cosine`).
 
     Args:
       anchors: float32 `[rows, dim]`.
       contrasts: float32 `[cols, dim]`; rows of absent columns must be zero.
+      weights: a `SameId` or `Cosine` for these rows.
       temperature: python float.
-      self_column: int32 `[rows]`, each anchor's own column (excluded; it
-        shares the anchor's id).
-      segments: int32 `[cols]` in `[0, cols)`: the columns' ids, made dense.
+      self_column: int32 `[rows]`, each anchor's own column (excluded).
       column_valid: None or bool `[cols]`, false for absent columns (empty
         queue slots): out of numerator and denominator.
       is_real: None or bool `[rows]`, false for padding rows (invalid).
@@ -103,37 +162,29 @@ def same_id_block(anchors, contrasts, *, temperature, self_column, segments, col
     logits = tf.tensor_scatter_nd_update(
         logits, tf.stack([tf.range(rows), self_column], axis=1), tf.fill([rows], EXCLUDED)
     )
-    present = tf.ones([cols]) if column_valid is None else tf.cast(column_valid, tf.float32)
     if column_valid is not None:
         logits = tf.where(column_valid[None, :], logits, EXCLUDED)
     probabilities, log_denominator = _softmax_and_lse(logits)
 
-    # sum_j w_ij c_j: the sum of the anchor's id class, less the anchor itself.
-    class_sums = tf.math.unsorted_segment_sum(contrasts, segments, cols)
-    class_counts = tf.math.unsorted_segment_sum(present, segments, cols)
-    row_segments = tf.gather(segments, self_column)
-    positive_sums = tf.gather(class_sums, row_segments) - anchors
-    positive_counts = tf.gather(class_counts, row_segments) - 1.0
-    valid = positive_counts > 0.5
+    # sum_j w_ij c_j over the other columns, and s_i = sum_j w_ij.
+    positive_sums = weights.row_sums(contrasts) - weights.self_weights[:, None] * anchors
+    valid = weights.other_weight_sums > 0.0
     if is_real is not None:
         valid = tf.logical_and(valid, is_real)
-    safe_counts = tf.where(valid, positive_counts, 1.0)
+    safe_sums = tf.where(valid, weights.other_weight_sums, 1.0)
     positive_logits = tf.reduce_sum(scaled * positive_sums, axis=1)
-    losses = tf.where(valid, log_denominator - positive_logits / safe_counts, 0.0)
+    losses = tf.where(valid, log_denominator - positive_logits / safe_sums, 0.0)
 
     def backward(upstream):
         upstream = tf.where(valid, upstream, 0.0)
-        pull = (upstream / safe_counts)[:, None] * (1.0 / temperature)
+        pull = (upstream / safe_sums)[:, None] * (1.0 / temperature)
         push = upstream[:, None] * (1.0 / temperature)
-        # (*) with v = w / s: softmax part by matmul, positives part by segment sums.
+        # (*) with v = w / s: the softmax part by matmul, the weights' part by their factors.
         grad_anchors = push * tf.matmul(probabilities, contrasts) - pull * positive_sums
         pulled = pull * anchors
-        class_pulls = tf.math.unsorted_segment_sum(pulled, row_segments, cols)
-        own = tf.scatter_nd(self_column[:, None], pulled, tf.shape(contrasts))
+        own = tf.scatter_nd(self_column[:, None], weights.self_weights[:, None] * pulled, tf.shape(contrasts))
         grad_contrasts = (
-            tf.matmul(probabilities, push * anchors, transpose_a=True)
-            - tf.gather(class_pulls, segments) * present[:, None]
-            + own
+            tf.matmul(probabilities, push * anchors, transpose_a=True) - weights.column_sums(pulled) + own
         )
         return grad_anchors, grad_contrasts
 

@@ -255,12 +255,13 @@ def contrastive_per_sample(
     options,
     *,
     labels=None,
+    label_vectors=None,
     pair_weights_fn=None,
     replica_tensors=(),
     keys=None,
     key_valid=None,
     key_labels=None,
-    key_weights_fn=None,
+    key_vectors=None,
 ):
     """Lays out anchors and contrasts over the global batch and averages per sample.
 
@@ -272,29 +273,34 @@ def contrastive_per_sample(
     all its views, then fills what is left of the cap with positive keys, one
     view each, in slot order.
 
-    Positives are given either by ids (`labels`, or without them and without
-    `pair_weights_fn` the sample itself, SimCLR) or by `pair_weights_fn`. With
-    ids, L_out and the "all" denominator without a cap take
-    `_closed_form.same_id_block`, which never builds the `[rows, cols]` weights.
+    Positives are given by ids (`labels`, or without them, without
+    `label_vectors` and without `pair_weights_fn` the sample itself, SimCLR),
+    by unit label vectors (GenSCL's cosine weights), or by `pair_weights_fn`.
+    With ids or label vectors, L_out with the "all" denominator and no cap
+    takes `_closed_form.factored_block`, which never builds the `[rows, cols]`
+    weights; every other case `_closed_form.weighted_block`.
 
     Args:
       features: float32 `[local_batch, views, dim]`.
       options: a `supcon.losses.ContrastOptions`.
       labels: None or int32 `[local_batch]` class ids: positives are the
         other views with the same id (gathered across replicas).
+      label_vectors: None or float32 `[local_batch, views, classes]` unit
+        label vectors with non-negative entries: `w_ij = u_i . u_j` (gathered
+        across replicas); only with L_out, the "all" denominator and no cap.
       pair_weights_fn: None or `(pairs: Pairs) -> float32 [rows, cols]`, the
-        non-negative weight of each (anchor, contrast) pair; exclusive with
-        `labels`.
-      replica_tensors: `[local_batch, ...]` tensors (label distributions)
-        that `pair_weights_fn` needs gathered alongside the features.
+        non-negative weight of each (anchor, contrast) pair (an explicit
+        mask); exclusive with `labels` and `label_vectors`.
+      replica_tensors: `[local_batch, ...]` tensors that `pair_weights_fn`
+        needs gathered alongside the features.
       keys: None or float32 `[keys, dim]` extra contrast columns. Every
         replica holds the same keys, so they are appended once, not gathered.
       key_valid: bool `[keys]` (with `keys`): false slots are absent, out of
         both numerator and denominator.
       key_labels: None or int32 `[keys]` (with `keys` and ids): a key is a
         positive of the anchors with its id; None makes every key a negative.
-      key_weights_fn: `(pairs: Pairs) -> float32 [rows, keys]` (with `keys`
-        and `pair_weights_fn`), the non-negative weight of each (anchor, key) pair.
+      key_vectors: float32 `[keys, classes]` unit label vectors (with `keys`
+        and `label_vectors`).
 
     Returns:
       `(per_sample, valid)`: float32 `[local_batch]` (mean over anchor views,
@@ -303,9 +309,9 @@ def contrastive_per_sample(
     """
     local_batch = tf.shape(features)[0]
     views = tf.shape(features)[1]
-    by_ids = pair_weights_fn is None
-    id_tensors = (labels,) if labels is not None else ()
-    global_features, gathered, offset = replica_gather(features, *id_tensors, *replica_tensors)
+    by_ids = pair_weights_fn is None and label_vectors is None
+    per_sample = (labels,) if labels is not None else (label_vectors,) if label_vectors is not None else ()
+    global_features, gathered, offset = replica_gather(features, *per_sample, *replica_tensors)
     global_batch = tf.shape(global_features)[0]
     dim = tf.shape(features)[2]
     temperature = options.temperature
@@ -325,10 +331,25 @@ def contrastive_per_sample(
     anchor_samples = offset + tf.tile(tf.range(local_batch), [anchor_views_count])
     anchor_views = tf.repeat(tf.range(anchor_views_count), local_batch)
 
-    segments = column_valid = None
+    # L_out, "all" denominator, no cap: low-rank weights (`_closed_form.factored_block`).
+    factored = (options.summation, options.denominator, options.positives_cap) == ("outside", "all", None)
+    column_weights = column_valid = None
+    if factored and keys is not None:
+        column_valid = tf.concat([tf.ones([views * global_batch], tf.bool), key_valid], axis=0)
+    if label_vectors is not None:
+        if not factored:
+            raise ValueError(f"Label-vector weights take L_out with the 'all' denominator. Received: {options}")
+        global_vectors, gathered = gathered[0], gathered[1:]
+        column_vectors = tf.reshape(tf.transpose(global_vectors, [1, 0, 2]), [views * global_batch, -1])
+        if keys is not None:
+            column_vectors = tf.concat([column_vectors, tf.where(key_valid[:, None], key_vectors, 0.0)], axis=0)
+
+        def column_weights(self_column):
+            return _closed_form.Cosine(column_vectors, self_column)
+
     if by_ids:
         sample_ids = gathered[0] if labels is not None else tf.range(global_batch)
-        gathered = gathered[len(id_tensors):]
+        gathered = gathered[len(per_sample):]
         if keys is not None and key_labels is None:
             # Every key a negative: an id no sample has (SimCLR's sample ids are >= 0).
             key_labels = tf.fill(tf.shape(keys)[:1], tf.reduce_min(sample_ids) - 1)
@@ -341,24 +362,28 @@ def contrastive_per_sample(
             anchor_ids = tf.gather(sample_ids, pairs.anchor_samples)
             return tf.cast(tf.equal(anchor_ids[:, None], key_labels[None, :]), tf.float32)
 
-        if (options.summation, options.denominator, options.positives_cap) == ("outside", "all", None):
+        if factored:
             column_ids = tf.tile(sample_ids, [views])
+            present = tf.ones([views * global_batch])
             if keys is not None:
                 column_ids = tf.concat([column_ids, key_labels], axis=0)
-                column_valid = tf.concat([tf.ones([views * global_batch], tf.bool), key_valid], axis=0)
+                present = tf.cast(column_valid, tf.float32)
             segments = dense_ids(column_ids)
+
+            def column_weights(self_column):
+                return _closed_form.SameId(segments, present, self_column)
 
     def block_fn(anchor_block, contrasts, row_info, is_real):
         block_samples, block_views = row_info
         # Column of the anchor itself in the view-major contrast layout (never a key column).
         self_column = block_views * global_batch + block_samples
-        if segments is not None:
-            return _closed_form.same_id_block(
+        if column_weights is not None:
+            return _closed_form.factored_block(
                 anchor_block,
                 contrasts,
+                column_weights(self_column),
                 temperature=temperature,
                 self_column=self_column,
-                segments=segments,
                 column_valid=column_valid,
                 is_real=is_real,
             )

@@ -157,37 +157,14 @@ def genscl_per_sample(
     )
     features = _checks.features_to_float32(features)
     unit_labels = _distributions_per_view(label_distributions, features)
-    keys = key_valid = key_weights = None
+    keys = key_valid = key_vectors = None
     if contrast_features is not None:
         keys = _checks.contrast_features_to_float32(contrast_features, features)
         key_valid = _checks.contrast_valid_to_bool(contrast_valid, keys)
         key_vectors = _key_distributions(contrast_label_distributions, keys, key_valid, unit_labels)
-
-    def anchor_vectors(pairs):
-        (global_labels,) = pairs.gathered
-        return tf.gather_nd(global_labels, tf.stack([pairs.anchor_samples, pairs.anchor_views], axis=1))
-
-    def pair_weights(pairs):
-        (global_labels,) = pairs.gathered
-        contrast_vectors = tf.gather_nd(
-            global_labels, tf.stack([pairs.contrast_samples, pairs.contrast_views], axis=1)
-        )
-        similarity = tf.matmul(anchor_vectors(pairs), contrast_vectors, transpose_b=True)
-        return tf.maximum(similarity, 0.0)
-
-    if keys is not None:
-
-        def key_weights(pairs):
-            return tf.maximum(tf.matmul(anchor_vectors(pairs), key_vectors, transpose_b=True), 0.0)
-
+    # Pair weights max(cos, 0) = cos: the label vectors are non-negative (checked above).
     return _engine.contrastive_per_sample(
-        features,
-        options,
-        pair_weights_fn=pair_weights,
-        replica_tensors=(unit_labels,),
-        keys=keys,
-        key_valid=key_valid,
-        key_weights_fn=key_weights,
+        features, options, label_vectors=unit_labels, keys=keys, key_valid=key_valid, key_vectors=key_vectors
     )
 
 
