@@ -96,7 +96,7 @@ def pipeline(source="digits", split="train", *, views=2, augmentation="simaugmen
         >>> ds = pipeline("digits", "train", batch_size=8, training=True)
         >>> views, labels = next(iter(ds))
         >>> views.shape, labels.shape
-        (TensorShape([8, 2, 32, 32, 3]), TensorShape([8]))
+        (TensorShape([8, 2, 16, 16, 3]), TensorShape([8]))
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size}")

@@ -30,7 +30,7 @@ def test_training_batches_shapes_ranges_and_determinism(digits_train):
 
     first = _take(build(0), 2)
     views, labels = first[0]
-    assert views.shape == (8, 3, 32, 32, 3) and views.dtype == np.float32
+    assert views.shape == (8, 3, 16, 16, 3) and views.dtype == np.float32
     assert labels.shape == (8,) and labels.dtype == np.int32
     assert views.min() >= 0.0 and views.max() <= 255.0
     assert not np.allclose(views[:, 0], views[:, 1])
@@ -58,7 +58,7 @@ def test_training_drops_the_remainder_and_eval_keeps_it(digits_train):
     assert [b[0].shape[0] for b in batches] == [100, 100, 100, 60]
     images = np.concatenate([b[0].numpy() for b in batches])
     labels = np.concatenate([b[1].numpy() for b in batches])
-    assert images.shape == (360, 32, 32, 3) and images.dtype == np.float32
+    assert images.shape == (360, 16, 16, 3) and images.dtype == np.float32
     reference_images, reference_labels = zip(*test_source.dataset.as_numpy_iterator())
     np.testing.assert_array_equal(images, np.stack(reference_images).astype(np.float32))
     np.testing.assert_array_equal(labels, np.array(reference_labels))
@@ -67,7 +67,7 @@ def test_training_drops_the_remainder_and_eval_keeps_it(digits_train):
 def test_mixup_cutmix_pipeline_gives_distributions(digits_train):
     dataset = data.pipeline(digits_train, batch_size=8, training=True, mixup=0.5, cutmix=1.0)
     (views, dists), = _take(dataset, 1)
-    assert views.shape == (8, 2, 32, 32, 3) and dists.shape == (8, 2, 10)
+    assert views.shape == (8, 2, 16, 16, 3) and dists.shape == (8, 2, 10)
     np.testing.assert_allclose(dists.sum(-1), 1.0, atol=1e-5)
     (_, again), = _take(data.pipeline(digits_train, batch_size=8, training=True, mixup=0.5,
                                       cutmix=1.0), 1)
@@ -153,7 +153,7 @@ def test_sharding_under_two_replica_mirrored_strategy(digits_train):
     views, labels = next(iter(distributed))
     per_replica_views = strategy.experimental_local_results(views)
     per_replica_labels = strategy.experimental_local_results(labels)
-    assert [v.shape for v in per_replica_views] == [(4, 2, 32, 32, 3)] * 2
+    assert [v.shape for v in per_replica_views] == [(4, 2, 16, 16, 3)] * 2
     # The replicas split the global batch: together they are the undistributed batch
     # (of a fresh pipeline: re-iterating one reshuffles, as each epoch should).
     reference = data.pipeline(digits_train, batch_size=8, training=True, augmentation="none")

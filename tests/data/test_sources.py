@@ -21,9 +21,9 @@ def test_digits_split_sizes_shapes_and_classes():
     train, test = data.load("digits", "train"), data.load("digits", "test")
     assert (train.num_examples, test.num_examples) == (1437, 360)
     assert train.info.split_sizes == {"train": 1437, "test": 360}
-    assert train.info.num_classes == 10 and train.info.image_shape == (32, 32, 3)
+    assert train.info.num_classes == 10 and train.info.image_shape == (16, 16, 3)
     images, labels = _arrays(train)
-    assert images.shape == (1437, 32, 32, 3) and images.dtype == np.uint8
+    assert images.shape == (1437, 16, 16, 3) and images.dtype == np.uint8
     assert labels.dtype == np.int32 and set(labels) == set(range(10))
     assert images.max() == 255 and images.min() == 0
     np.testing.assert_array_equal(images[..., 0], images[..., 2])  # Gray over 3 channels.
@@ -42,9 +42,9 @@ def test_digits_split_is_fixed_and_disjoint():
     test, _ = _arrays(data.load("digits", "test"))
     train_keys = {x.tobytes() for x in train}
     assert sum(x.tobytes() in train_keys for x in test) <= 2  # sklearn has a few duplicates.
-    # The 32x32 images are the 8x8 originals scaled to 0..255: block means agree.
+    # The 16x16 images are the 8x8 originals scaled to 0..255: 2x2 block means agree.
     originals = load_digits().images * 255.0 / 16.0
-    means = train[..., 0].reshape(-1, 8, 4, 8, 4).mean(axis=(2, 4))
+    means = train[..., 0].reshape(-1, 8, 2, 8, 2).mean(axis=(2, 4))
     matches = [np.abs(originals - m).mean(axis=(1, 2)).min() for m in means[:5]]
     assert max(matches) < 25.0
 
