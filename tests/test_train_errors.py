@@ -21,6 +21,7 @@ import sys
 import numpy as np
 import pytest
 
+from supcon.data.sources import DIGITS_IMAGE_SIZE
 from supcon.training.config import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,7 +75,8 @@ def _earlier_run(tmp, **changes):
     """An earlier run's directory: its run_config.json (the main job's, with `changes`)."""
     run = os.path.join(tmp, "run")
     os.makedirs(os.path.join(run, "checkpoints"))
-    config = dict(TrainConfig(model_dir=run).to_json(), num_classes=10, image_size=32, **changes)
+    config = dict(TrainConfig(model_dir=run).to_json(), num_classes=10, image_size=DIGITS_IMAGE_SIZE,
+                  **changes)
     with open(os.path.join(run, "run_config.json"), "w") as f:
         json.dump(config, f)
     with open(os.path.join(run, "checkpoints", "checkpoint"), "w") as f:
@@ -198,7 +200,8 @@ CASES = [
           r"Received: encoder='keras:EfficientNetB9'"]),
     Case("keras_encoder_too_small_images", [*RUN, "--encoder=keras:ResNet50V2", "--image_size=8"],
          [r"train\.py: keras\.applications\.ResNet50V2 does not accept images of shape "
-          r"\(8, 8, 3\): .*"]),
+          r"\(8, 8, 3\): Input size must be at least 32x32; expected larger images \(train\.py: --image_size, "
+          r"e\.g\. 32 for the 16x16 digits\)\. Received: input_shape=\(8, 8, 3\)"]),
     Case("batch_larger_than_data", [*RUN, "--batch_size=2048"],
          [r"train\.py: `batch_size` is larger than the 1437 training examples\. "
           r"Received: batch_size=2048"]),
@@ -211,7 +214,7 @@ CASES = [
           r"\. Use another --model_dir, or pass --overwrite to delete that run .*"],
          _earlier_run),
     Case("fewer_epochs", [*RUN, "--epochs=10"],
-         [r"train\.py: .*/run holds a run with different settings \(epochs: 30 -> 10\).*"],
+         [rf"train\.py: .*/run holds a run with different settings \(epochs: {TrainConfig().epochs} -> 10\).*"],
          _earlier_run),
     Case("damaged_run_config", [*RUN],
          [r"train\.py: .*/run/run_config\.json is damaged \(.*\), so which run .*/run holds is "

@@ -63,9 +63,10 @@ def keras_application(name, input_shape):
         base = constructor(include_top=False, weights=None, pooling="avg",
                            input_shape=tuple(input_shape))
     except ValueError as error:
-        raise ValueError(f"keras.applications.{name} does not accept images of shape "
-                         f"{tuple(input_shape)}: {error} Received: input_shape={tuple(input_shape)}"
-                         ) from None
+        reason = str(error).split(" Received:")[0].rstrip(" ;.")  # Keras's own "Received:" is ours below.
+        raise ValueError(f"keras.applications.{name} does not accept images of shape {tuple(input_shape)}: "
+                         f"{reason}; expected larger images (train.py: --image_size, e.g. 32 for the 16x16 "
+                         f"digits). Received: input_shape={tuple(input_shape)}") from None
     images = keras.Input(tuple(input_shape), name="images")
     features = base(preprocess(images))
     return keras.Model(images, features, name=f"{name}_encoder")

@@ -35,7 +35,8 @@ def test_too_small_images_are_refused_by_name():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", keras_encoders.TESTED)
 def test_trains_evaluates_reloads_and_exports(name, tmp_path):
-    config = TrainConfig(encoder=f"keras:{name}", model_dir=str(tmp_path / "run"), batch_size=16,
+    # keras.applications need at least 32x32 inputs: the 16x16 digits are resized.
+    config = TrainConfig(encoder=f"keras:{name}", model_dir=str(tmp_path / "run"), image_size=32, batch_size=16,
                          epochs=1, steps_per_epoch=2, linear_epochs=1, head_dims=(32, 16),
                          verbose=0, deterministic=False)
     results = run_lib.train(config)
