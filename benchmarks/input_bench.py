@@ -15,7 +15,8 @@ Measures, on whatever machine runs it (the issue's target: its CPU cores):
 
   * 224-px training input from JPEG files (`--jpeg`, default on): 256 generated JPEGs of
     500x375 in an image folder, every policy, 2 views, batch 32, JPEG decoding included
-    (decoded inside each view's crop window); images/s for the whole machine and per core;
+    (each image decoded once for its views, inside the union of their crop windows);
+    images/s for the whole machine and per core;
     with `--augment_on=device` the host's part (decode, crop, resize) and, separately, the
     device stage on a batch (here on the CPU); and, when torch and torchvision are
     installed, the PyTorch port's TwoCropTransform (RandomResizedCrop(224, scale=(0.2, 1)),

@@ -9,8 +9,13 @@ Every policy is a function `(image, seed) -> view`: `image` uint8 or float32
 `[H, W, 3]` (0..255, any size), `seed` an int `[2]` stateless seed, `view` float32
 `[image_size, image_size, 3]` in 0..255. The pipeline derives the seed from
 `(seed, element index, view index)`, so two views of one image differ and the same
-seed gives the same batch, also under parallel `tf.data` maps. A policy is a list of
-stages (`_stages`), each `(image, seed) -> image` with a seed folded from its own tag.
+seed gives the same batch, also under parallel `tf.data` maps. A policy is the random
+resized crop (`crop_views`, which also crops several views of one image with one decode)
+followed by a list of stages (`_stages`), each `(image, seed) -> image` with a seed folded
+from its own tag. The stages of `simaugment` and `crop_flip` (flip, colour jitter,
+grayscale, blur) are each a draw of parameters and an application of them
+(`_draw_stage`, `_apply_stage`) that take one image or a batch with per-image parameters:
+the policy runs them per image, `supcon.data.batch_augment` on a batch.
 
 Colour jitter follows torchvision's `ColorJitter` as google-research's SupCon code
 reimplements it (`preprocessing._jitter_colors(use_pytorch_impl=True)`): strength s gives
@@ -26,9 +31,9 @@ torchvision's ColorJitter and RandomGrayscale apply to the PIL images of the off
 SupCon code), repeated on the 3 channels.
 
 Where each op comes from:
-  * Horizontal flip: one stateless coin (`_flip_coin`) and a reversed width axis, so
-    that one image and a batch with per-image coins (`supcon.data.batch_augment`) flip
-    alike (`keras.layers.RandomFlip` draws from a stateful generator).
+  * Horizontal flip: one stateless coin and a reversed width axis, so that one image and
+    a batch with per-image coins (`supcon.data.batch_augment`) flip alike
+    (`keras.layers.RandomFlip` draws from a stateful generator).
   * Colour jitter and grayscale: hand-written (a few `tf` lines each), because Keras'
     layers define other transforms. `RandomBrightness` adds a delta instead of
     multiplying; `RandomContrast` blends each channel with its own mean, not with the
@@ -74,6 +79,7 @@ DEFAULT_COLOR_JITTER_STRENGTH = 0.5
 # Brightness, contrast, saturation, hue ranges per unit of s (Chen et al. 2020, Appendix A).
 COLOR_JITTER_PER_STRENGTH = (0.8, 0.8, 0.8, 0.2)
 MAX_HUE_SHIFT = 0.5  # torchvision's bound on the hue range: half the colour circle.
+FLIP_PROBABILITY = 0.5  # torchvision RandomHorizontalFlip.
 COLOR_JITTER_PROBABILITY = 0.8
 GRAYSCALE_PROBABILITY = 0.2
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 (PIL's convert("L")).
@@ -95,7 +101,7 @@ def random_resized_crop(image, image_size, seed, scale=PAPER_CROP_SCALE,
     Args:
         image: `[H, W, 3]`, uint8 or float32, values 0..255; or a scalar `tf.string` of
             encoded image bytes, of which a JPEG is decoded inside the crop window only
-            (`supcon.data.decode.decode_window`: the same crop).
+            (`supcon.data.decode.decode_windows`: the same crop).
         image_size: int, output side length.
         seed: int `[2]` stateless seed.
         scale: `(min, max)` area fraction of the crop (default 0.08..1).
@@ -104,44 +110,55 @@ def random_resized_crop(image, image_size, seed, scale=PAPER_CROP_SCALE,
     Returns:
         float32 `[image_size, image_size, 3]`.
     """
+    return _resized_crops(image, image_size, [seed], scale, ratio)[0]
 
-    def window(shape):
-        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-            shape,
-            bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-            seed=seed,
-            min_object_covered=scale[0],
-            aspect_ratio_range=ratio,
-            area_range=scale,
-            max_attempts=100,
-            use_image_if_no_bounding_boxes=True,
-        )
-        return begin, size
+
+def _resized_crops(image, image_size, seeds, scale, ratio=CROP_ASPECT_RATIO):
+    """`random_resized_crop` for each of `seeds`, decoding encoded bytes once: a list."""
+
+    def windows(shape):
+        boxes = []
+        for seed in seeds:
+            begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+                shape,
+                bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+                seed=seed,
+                min_object_covered=scale[0],
+                aspect_ratio_range=ratio,
+                area_range=scale,
+                max_attempts=100,
+                use_image_if_no_bounding_boxes=True,
+            )
+            boxes.append((begin, size))
+        return boxes
 
     if image.dtype == tf.string:
-        crop = _decode.decode_window(image, window)
+        crops = _decode.decode_windows(image, windows)
     else:
-        crop = tf.slice(image, *window(tf.shape(image)))
-    crop = tf.cast(crop, tf.float32)
-    crop = tf.image.resize(crop, [image_size, image_size], method="bilinear")
-    return tf.ensure_shape(crop, [image_size, image_size, 3])
+        crops = [tf.slice(image, begin, size) for begin, size in windows(tf.shape(image))]
+    return [tf.ensure_shape(tf.image.resize(tf.cast(crop, tf.float32), [image_size, image_size],
+                                            method="bilinear"), [image_size, image_size, 3])
+            for crop in crops]
 
 
-def crop_view(image, image_size, seed, scale=PAPER_CROP_SCALE):
-    """A policy's first stage alone: the random resized crop of the view with seed `seed`.
+def crop_views(image, image_size, seeds, scale=PAPER_CROP_SCALE):
+    """A policy's first stage alone, for several views of one image: their random resized crops.
+
+    Encoded bytes are decoded once for all the views (a JPEG inside the union of their
+    windows only), which a policy called once per view cannot do.
 
     Args:
         image: as for `random_resized_crop` (decoded, or encoded bytes).
         image_size: int, output side length.
-        seed: int `[2]`, the view's seed (the policy's `seed`).
+        seeds: list of V int `[2]` seeds, the views' seeds (the policy's `seed` of each).
         scale: `(min, max)` area fraction of the crop.
 
     Returns:
-        float32 `[image_size, image_size, 3]`, the crop that `get_augmentation`'s policies
-        start from.
+        float32 `[V, image_size, image_size, 3]`, the crops that `get_augmentation`'s
+        policies start from.
     """
-    return random_resized_crop(image, image_size, _seeds.fold_in(seed, _STAGE_TAGS["crop"]),
-                               scale=scale)
+    return tf.stack(_resized_crops(
+        image, image_size, [_seeds.fold_in(seed, _STAGE_TAGS["crop"]) for seed in seeds], scale))
 
 
 def eval_preprocess(image, image_size):
@@ -178,22 +195,35 @@ def eval_preprocess(image, image_size):
     return tf.ensure_shape(tf.clip_by_value(image, 0.0, 255.0), [image_size, image_size, 3])
 
 
-def _flip_coin(seed, shape=()):
-    """True (flip) with probability 1/2 (torchvision `RandomHorizontalFlip`), bool `shape`."""
-    return tf.random.stateless_uniform(shape, seed=seed) < 0.5
+def _coin(seed, shape, probability):
+    """bool `shape`, each true with probability `probability` (`uniform < p`, stateless)."""
+    return tf.random.stateless_uniform(shape, seed=seed) < probability
 
 
-def _flip(images, flips):
-    """Reverses the width axis of the images `[..., H, W, C]` whose `flips` is true."""
-    flips = tf.reshape(flips, tf.concat([tf.shape(flips), [1, 1, 1]], axis=0))
-    return tf.where(flips, tf.reverse(images, axis=[-2]), images)
+def _where_images(mask, images, static_shapes, function, *args):
+    """`function(images, *args)` where `mask` is true, `images` elsewhere: one image or a batch.
 
+    One image `[H, W, C]` with a scalar `mask` (and its own `args`): a `tf.cond`, so the
+    function runs only when the coin says so. A batch `[N, H, W, C]` with `mask` `[N]` (and
+    `args` with a leading `N`): with `static_shapes=False` the function sees the selected
+    images only (a gather and scatter of dynamic size: its work is done once per selected
+    image); with True it runs on all of them and a select keeps its outputs where `mask`
+    is true (the shapes XLA compiles).
+    """
+    if mask.shape.rank == 0:
+        out = tf.cond(mask, lambda: function(images, *args), lambda: images)
+        return tf.ensure_shape(out, images.shape)
+    if static_shapes:
+        return tf.where(mask[:, None, None, None], function(images, *args), images)
 
-def _random_apply(function, probability, image, seed):
-    """`function(image)` with probability `probability` (one stateless coin), else `image`."""
-    coin = tf.random.stateless_uniform([], seed=seed)
-    out = tf.cond(coin < probability, lambda: function(image), lambda: image)
-    return tf.ensure_shape(out, image.shape)
+    def some():
+        index = tf.where(mask)
+        selected = function(tf.gather_nd(images, index), *(tf.gather_nd(a, index) for a in args))
+        return tf.tensor_scatter_nd_update(images, index, selected)
+
+    # None selected: the images as they are (ops such as the blur's reflecting pad refuse an
+    # empty batch).
+    return tf.ensure_shape(tf.cond(tf.reduce_any(mask), some, lambda: images), images.shape)
 
 
 # --- Colour jitter (torchvision ColorJitter semantics, on 0..255 floats) ---------------
@@ -270,26 +300,31 @@ def _jitter_params(seed, strength, shape=()):
 def _color_jitter(image, factors, order, static_shapes=False):
     """Applies the four jitter ops with `factors` (b, c, s, h) in the op order `order`.
 
-    Batched, each image with its own factors and order: at each of the four positions, the
-    three blends (brightness, contrast, saturation: `f * x + (1 - f) * reference`, clipped)
-    are one blend whose reference and factor are picked per image, and the hue shift runs
-    on the images whose op at that position is the hue. So every image gets each op once,
-    with the arithmetic of the op functions above.
+    One image: at each of the four positions, a `tf.switch_case` runs the op functions
+    above (`_JITTER_OPS`). A batch, each image with its own factors and order: at each
+    position the three blends (brightness, contrast, saturation: `_blend` of the image with
+    0, the mean luma or the luma) are one `_blend` whose reference and factor are picked per
+    image, and the hue shift runs on the images whose op at that position is the hue. So
+    every image gets each op once, with the arithmetic of the op functions.
 
     Args:
         image: float32 `[H, W, 3]` or a batch `[N, H, W, 3]`, values 0..255.
         factors: float32 `[4]` / `[N, 4]`.
         order: int32 `[4]` / `[N, 4]`, a permutation of 0..3 per image.
-        static_shapes: False (default): the hue runs on the images that need it only
-            (a gather of dynamic size); True: on all, keeping those that need it (the
-            shapes XLA compiles, at 4x the hue's work).
+        static_shapes: for a batch: False (default): the hue runs on the images that need
+            it only (a gather of dynamic size); True: on all, keeping those that need it
+            (the shapes XLA compiles, at 4x the hue's work).
 
     Returns:
         float32, the shape of `image`.
     """
-    if len(image.shape) == 3:
-        return _color_jitter(image[None], factors[None], order[None], static_shapes)[0]
     factors = tf.cast(factors, tf.float32)
+    if len(image.shape) == 3:
+        for position in range(len(_JITTER_OPS)):
+            branches = [lambda im=image, k=k: _JITTER_OPS[k](im, factors[k])
+                        for k in range(len(_JITTER_OPS))]
+            image = tf.ensure_shape(tf.switch_case(order[position], branches), image.shape)
+        return image
     hue_op = len(_JITTER_OPS) - 1
     for position in range(len(_JITTER_OPS)):
         op = order[:, position]
@@ -303,28 +338,6 @@ def _color_jitter(image, factors, order, static_shapes=False):
         image = _where_images(op == hue_op, image, static_shapes,
                               lambda x, s: _adjust_hue(x, s[:, None, None]), factors[:, hue_op])
     return image
-
-
-def _where_images(mask, images, static_shapes, function, *args):
-    """`function(images, *args)` on the images where `mask` `[N]` is true, others unchanged.
-
-    With `static_shapes=False` the function sees only those images (a dynamic gather and
-    scatter: its work is done once per selected image); with True it runs on all of them
-    and a select keeps its outputs where `mask` is true.
-    """
-    if static_shapes:
-        return tf.where(mask[:, None, None, None], function(images, *args), images)
-    index = tf.where(mask)
-    selected = function(tf.gather_nd(images, index), *(tf.gather_nd(a, index) for a in args))
-    return tf.tensor_scatter_nd_update(images, index, selected)
-
-
-def _random_color_jitter(image, seed, strength):
-    """torchvision `ColorJitter(0.8 s, 0.8 s, 0.8 s, 0.2 s)` on a float32 0..255 image."""
-    if strength == 0:  # Every factor is the identity (torchvision skips such ops).
-        return image
-    factors, order = _jitter_params(seed, strength)
-    return _color_jitter(image, factors, order)
 
 
 def gaussian_blur(image, sigma, kernel_size):
@@ -344,24 +357,26 @@ def gaussian_blur(image, sigma, kernel_size):
     Returns:
         float32, the shape of `image`.
     """
-    if len(image.shape) == 3:
-        return gaussian_blur(image[None], tf.reshape(sigma, [1]), kernel_size)[0]
+    one = len(image.shape) == 3
+    images = image[None] if one else image
     radius = kernel_size // 2
     x = tf.range(-radius, radius + 1, dtype=tf.float32)
-    sigma = tf.broadcast_to(tf.cast(sigma, tf.float32), tf.shape(image)[:1])
+    sigma = tf.broadcast_to(tf.reshape(tf.cast(sigma, tf.float32), [-1]), tf.shape(images)[:1])
     kernel = tf.exp(-0.5 * tf.square(x[None] / sigma[:, None]))  # [N, kernel_size].
     kernel /= tf.reduce_sum(kernel, axis=1, keepdims=True)
     kernel = tf.repeat(tf.transpose(kernel), 3, axis=1)  # [kernel_size, N * 3], image-major.
-    shape = tf.shape(image)
-    padded = tf.pad(image, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
-    # [N, H', W', 3] -> [1, H', W', N * 3]: the images side by side as channels.
-    stacked = tf.reshape(tf.transpose(padded, [1, 2, 0, 3]),
-                         [1, shape[1] + 2 * radius, shape[2] + 2 * radius, -1])
+    shape = tf.shape(images)
+    padded = tf.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    # [N, H', W', 3] -> [1, H', W', N * 3]: the images side by side as channels (one image
+    # already is).
+    stacked = padded if one else tf.reshape(tf.transpose(padded, [1, 2, 0, 3]),
+                                            [1, shape[1] + 2 * radius, shape[2] + 2 * radius, -1])
     blurred = tf.nn.depthwise_conv2d(stacked, kernel[:, None, :, None], [1, 1, 1, 1], "VALID")
     blurred = tf.nn.depthwise_conv2d(blurred, kernel[None, :, :, None], [1, 1, 1, 1], "VALID")
-    blurred = tf.transpose(tf.reshape(blurred[0], [shape[1], shape[2], shape[0], 3]),
-                           [2, 0, 1, 3])
-    return tf.ensure_shape(blurred, image.shape)
+    if not one:
+        blurred = tf.transpose(tf.reshape(blurred[0], [shape[1], shape[2], shape[0], 3]),
+                               [2, 0, 1, 3])
+    return tf.ensure_shape(blurred[0] if one else blurred, image.shape)
 
 
 def _blur_kernel_size(blur, image_size):
@@ -376,39 +391,91 @@ def _blur_kernel_size(blur, image_size):
     return max(3, (image_size // 10) // 2 * 2 + 1)
 
 
-def _stages(name, image_size, *, crop_scale, num_ops, magnitude, blur, color_jitter_strength):
-    """The policy `name` as an ordered list of `(stage name, (image, seed) -> image)`.
+# The stages after the crop that run on one image or on a batch with per-image parameters
+# (`_draw_stage`, `_apply_stage`), of the policies made of them alone, in order
+# (`supcon.data.batch_augment` runs these policies' stages batched).
+_PIXEL_STAGES = {"crop_flip": ("flip",),
+                 "simaugment": ("flip", "color_jitter", "grayscale", "blur")}
+
+
+def _draw_stage(name, seed, shape, color_jitter_strength):
+    """The random parameters of stage `name` (of `_PIXEL_STAGES`) for `shape` images.
+
+    Args:
+        name: `"flip"`, `"color_jitter"`, `"grayscale"` or `"blur"`.
+        seed: int `[2]`, the stage's stateless seed (its tag folded into the view's seed).
+        shape: `()` for one image, `(n,)` for n images from one seed (the first image's
+            draws are those of `shape=()`).
+        color_jitter_strength: Python float s.
+
+    Returns:
+        dict of tensors with leading shape `shape`: `flip` bool (p 1/2); `jitter` bool
+        (p 0.8; never for s = 0), `factors` float32 `[..., 4]`, `order` int32 `[..., 4]`;
+        `grayscale` bool (p 0.2); `blur` bool (p 0.5), `sigma` float32 in 0.1..2.0.
+    """
+    shape = list(shape)
+    if name == "flip":
+        return {"flip": _coin(seed, shape, FLIP_PROBABILITY)}
+    if name == "color_jitter":
+        jitter = _coin(_seeds.fold_in(seed, 0), shape, COLOR_JITTER_PROBABILITY)
+        if color_jitter_strength == 0:  # Every factor is the identity (torchvision skips such ops).
+            jitter = tf.zeros(shape, tf.bool)
+        factors, order = _jitter_params(_seeds.fold_in(seed, 1), color_jitter_strength, shape)
+        return {"jitter": jitter, "factors": factors, "order": order}
+    if name == "grayscale":
+        return {"grayscale": _coin(seed, shape, GRAYSCALE_PROBABILITY)}
+    return {"blur": _coin(_seeds.fold_in(seed, 0), shape, BLUR_PROBABILITY),
+            "sigma": tf.random.stateless_uniform(shape, seed=_seeds.fold_in(seed, 1),
+                                                 minval=BLUR_SIGMA[0], maxval=BLUR_SIGMA[1])}
+
+
+def _apply_stage(name, images, params, *, kernel_size=None, static_shapes=False):
+    """Stage `name` with parameters `params` from `_draw_stage`, on one image or a batch.
+
+    Args:
+        name: `"flip"`, `"color_jitter"`, `"grayscale"` or `"blur"`.
+        images: float32 `[H, W, 3]` with params of shape `()`, or `[N, H, W, 3]` with params
+            of leading shape `[N]`, values 0..255.
+        params: dict, the stage's entries of `_draw_stage`.
+        kernel_size: odd int, the blur's kernel (the blur stage only).
+        static_shapes: for a batch, True to run an op on all images and select (the
+            shapes XLA compiles) instead of on the drawn ones only (`_where_images`).
+
+    Returns:
+        float32, the shape of `images`.
+    """
+    if name == "flip":  # A select on a batch: a reversal costs less than a gather.
+        return _where_images(params["flip"], images, True, lambda x: tf.reverse(x, axis=[-2]))
+    if name == "color_jitter":
+        return _where_images(params["jitter"], images, static_shapes,
+                             lambda x, f, o: _color_jitter(x, f, o, static_shapes),
+                             params["factors"], params["order"])
+    if name == "grayscale":  # A select on a batch, as for the flip.
+        return _where_images(params["grayscale"], images, True, _grayscale)
+    return _where_images(params["blur"], images, static_shapes,
+                         lambda x, sigma: gaussian_blur(x, sigma, kernel_size), params["sigma"])
+
+
+def _stages(name, image_size, *, num_ops, magnitude, blur, color_jitter_strength):
+    """The policy `name` after its crop, an ordered list of `(stage name, (image, seed) -> image)`.
 
     Orders (google-research SupCon `preprocessing._preprocess_image_for_train`, which
-    crops and flips before `_simclr_augment` / `_stacked_simclr_randaugment`):
-      * `crop_flip`: crop, flip.
-      * `simaugment`: crop, flip, colour jitter (p 0.8), grayscale (p 0.2), blur (p 0.5).
-      * `stacked_randaugment`: crop, flip, colour jitter (p 0.8), RandAugment(N, M),
+    crops and flips before `_simclr_augment` / `_stacked_simclr_randaugment`), after the
+    random resized crop:
+      * `crop_flip`: flip.
+      * `simaugment`: flip, colour jitter (p 0.8), grayscale (p 0.2), blur (p 0.5).
+      * `stacked_randaugment`: flip, colour jitter (p 0.8), RandAugment(N, M),
         grayscale (p 0.2), blur (p 0.5).
-      * `autoaugment` / `randaugment`: crop, flip, AutoAugment / RandAugment(N, M).
+      * `autoaugment` / `randaugment`: flip, AutoAugment / RandAugment(N, M).
     The blur stage is left out when `blur` says so (see `get_augmentation`).
     """
     kernel_size = _blur_kernel_size(blur, image_size)
 
-    def crop(image, seed):
-        return random_resized_crop(image, image_size, seed, scale=crop_scale)
-
-    def random_flip(image, seed):
-        return _flip(image, _flip_coin(seed))
-
-    def color_jitter(image, seed):
-        return _random_apply(
-            lambda im: _random_color_jitter(im, _seeds.fold_in(seed, 1), color_jitter_strength),
-            COLOR_JITTER_PROBABILITY, image, _seeds.fold_in(seed, 0))
-
-    def grayscale(image, seed):
-        return _random_apply(_grayscale, GRAYSCALE_PROBABILITY, image, seed)
-
-    def blur_stage(image, seed):
-        sigma = tf.random.stateless_uniform([], seed=_seeds.fold_in(seed, 1),
-                                            minval=BLUR_SIGMA[0], maxval=BLUR_SIGMA[1])
-        return _random_apply(lambda im: gaussian_blur(im, sigma, kernel_size),
-                             BLUR_PROBABILITY, image, _seeds.fold_in(seed, 0))
+    def pixel_stage(stage_name):
+        def stage(image, seed):
+            params = _draw_stage(stage_name, seed, (), color_jitter_strength)
+            return _apply_stage(stage_name, image, params, kernel_size=kernel_size)
+        return stage
 
     def auto_augment(image, seed):
         return _autoaugment.auto_augment(image, seed)
@@ -416,19 +483,36 @@ def _stages(name, image_size, *, crop_scale, num_ops, magnitude, blur, color_jit
     def rand_augment(image, seed):
         return _autoaugment.rand_augment(image, seed, num_ops=num_ops, magnitude=magnitude)
 
-    stages = [("crop", crop), ("flip", random_flip)]
-    if name == "autoaugment":
-        stages.append(("autoaugment", auto_augment))
-    elif name == "randaugment":
-        stages.append(("randaugment", rand_augment))
+    names = ["flip"]
+    if name in ("autoaugment", "randaugment"):
+        names.append(name)
     elif name in ("simaugment", "stacked_randaugment"):
-        stages.append(("color_jitter", color_jitter))
+        names.append("color_jitter")
         if name == "stacked_randaugment":
-            stages.append(("randaugment", rand_augment))
-        stages.append(("grayscale", grayscale))
+            names.append("randaugment")
+        names.append("grayscale")
         if kernel_size is not None:
-            stages.append(("blur", blur_stage))
-    return stages
+            names.append("blur")
+    functions = {"autoaugment": auto_augment, "randaugment": rand_augment}
+    return [(stage_name, functions.get(stage_name) or pixel_stage(stage_name))
+            for stage_name in names]
+
+
+def _after_crop(name, image_size, *, num_ops, magnitude, blur, color_jitter_strength):
+    """The policy `name` after its crop: `(crop float32 [S, S, 3], view seed) -> view`.
+
+    The arguments are `get_augmentation`'s, already checked there.
+    """
+    stages = _stages(name, image_size, num_ops=num_ops, magnitude=magnitude, blur=blur,
+                     color_jitter_strength=float(color_jitter_strength))
+
+    def finish(view, seed):
+        for stage_name, stage in stages:
+            view = stage(view, _seeds.fold_in(seed, _STAGE_TAGS[stage_name]))
+        view = tf.clip_by_value(tf.cast(view, tf.float32), 0.0, 255.0)
+        return tf.ensure_shape(view, [image_size, image_size, 3])
+
+    return finish
 
 
 def get_augmentation(name, image_size, *, crop_scale=PAPER_CROP_SCALE, num_ops=2,
@@ -504,15 +588,10 @@ def get_augmentation(name, image_size, *, crop_scale=PAPER_CROP_SCALE, num_ops=2
     if name == "none":
         return lambda image, seed: eval_preprocess(image, image_size)
 
-    stages = _stages(name, image_size, crop_scale=crop_scale, num_ops=num_ops,
-                     magnitude=magnitude, blur=blur,
-                     color_jitter_strength=float(color_jitter_strength))
+    finish = _after_crop(name, image_size, num_ops=num_ops, magnitude=magnitude, blur=blur,
+                         color_jitter_strength=color_jitter_strength)
 
     def policy(image, seed):
-        view = image
-        for stage_name, stage in stages:
-            view = stage(view, _seeds.fold_in(seed, _STAGE_TAGS[stage_name]))
-        view = tf.clip_by_value(tf.cast(view, tf.float32), 0.0, 255.0)
-        return tf.ensure_shape(view, [image_size, image_size, 3])
+        return finish(crop_views(image, image_size, [seed], crop_scale)[0], seed)
 
     return policy

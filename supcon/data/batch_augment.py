@@ -1,18 +1,20 @@
 """The stage after the crop (flip, colour jitter, grayscale, blur) on a batch of crops.
 
-SimAugment's and `crop_flip`'s work after the random resized crop is per pixel, so it runs
-on a whole batch `[N, H, W, 3]` at once, each image with its own random parameters
-(`draw_params`), with the ops of `supcon.data.augment` (`apply_params`). It runs in one of
-two places (`--augment_on`):
-  * host: the pipeline draws a view's parameters with the view's stateless seed, the very
-    draws of the per-image policy (`get_augmentation`), so the views are the per-image
-    policy's up to float rounding; it batches crops and parameters and applies the stage
-    to the batch in `tf.data`.
-  * device: `DeviceAugmentation` draws the parameters of a replica's batch from one seed
-    of `(seed, optimizer step, replica)` and applies the stage inside the training step,
-    on the accelerator. Decoding, cropping and resizing stay on the host.
-Both draw with `draw_params`, so both draw from the same distributions (a test compares
-them); only the seeds differ.
+SimAugment's and `crop_flip`'s work after the random resized crop is per pixel, so it can
+run on a whole batch `[N, H, W, 3]` at once, each image with its own random parameters
+(`draw_params`), with the stages of `supcon.data.augment` (`apply_params`). That is what
+`--augment_on=device` does: `DeviceAugmentation` draws the parameters of a replica's batch
+from one seed of `(seed, optimizer step, replica)` and applies the stage inside the
+training step, on the accelerator; decoding, cropping and resizing stay on the host.
+
+On the host (`--augment_on=host`) the pipeline runs the same stages per image inside its
+`tf.data` map instead (the per-image policy): batched after `Dataset.batch` they measured
+half the host's throughput at 224 px (the batch is one unit of work for the map's
+threads, and the gathers, scatters and image-per-channel blur cost more than the
+per-image `tf.cond`s that skip the stages a view does not draw).
+
+Both draw with the same function per stage (`augment._draw_stage`), so both draw from
+the same distributions (a test compares them); only the seeds differ.
 """
 
 import tensorflow as tf
@@ -44,62 +46,34 @@ def draw_params(seed, shape, *, policy, color_jitter_strength):
         `jitter` bool (p 0.8), `factors` float32 `[..., 4]`, `order` int32 `[..., 4]`,
         `grayscale` bool (p 0.2), `blur` bool (p 0.5), `sigma` float32 in 0.1..2.0.
     """
-    shape = list(shape)
-    tags = _augment._STAGE_TAGS  # pylint: disable=protected-access
-    params = {"flip": _augment._flip_coin(  # pylint: disable=protected-access
-        _seeds.fold_in(seed, tags["flip"]), shape)}
-    if policy == "crop_flip":
-        return params
-    jitter_seed = _seeds.fold_in(seed, tags["color_jitter"])
-    params["jitter"] = _coin(_seeds.fold_in(jitter_seed, 0), shape,
-                             _augment.COLOR_JITTER_PROBABILITY)
-    if color_jitter_strength == 0:  # Every factor is the identity (torchvision skips such ops).
-        params["jitter"] = tf.zeros(shape, tf.bool)
-    factors, order = _augment._jitter_params(  # pylint: disable=protected-access
-        _seeds.fold_in(jitter_seed, 1), color_jitter_strength, shape)
-    params.update(factors=factors, order=order)
-    params["grayscale"] = _coin(_seeds.fold_in(seed, tags["grayscale"]), shape,
-                                _augment.GRAYSCALE_PROBABILITY)
-    blur_seed = _seeds.fold_in(seed, tags["blur"])
-    params["blur"] = _coin(_seeds.fold_in(blur_seed, 0), shape, _augment.BLUR_PROBABILITY)
-    params["sigma"] = tf.random.stateless_uniform(
-        shape, seed=_seeds.fold_in(blur_seed, 1), minval=_augment.BLUR_SIGMA[0],
-        maxval=_augment.BLUR_SIGMA[1])
+    params = {}
+    for name in _augment._PIXEL_STAGES[policy]:  # pylint: disable=protected-access
+        params.update(_augment._draw_stage(  # pylint: disable=protected-access
+            name, _seeds.fold_in(seed, _augment._STAGE_TAGS[name]),  # pylint: disable=protected-access
+            shape, float(color_jitter_strength)))
     return params
 
 
-def _coin(seed, shape, probability):
-    """True with probability `probability` (`_random_apply`'s coin: `uniform < p`)."""
-    return tf.random.stateless_uniform(shape, seed=seed) < probability
-
-
-def apply_params(images, params, *, blur_kernel_size=None, static_shapes=False):
+def apply_params(images, params, *, policy, blur_kernel_size=None, static_shapes=False):
     """Flips, jitters, grays and blurs a batch, each image per its parameters (in that order).
 
     Args:
         images: float32 `[N, H, W, 3]`, values 0..255.
         params: dict from `draw_params` with leading shape `[N]`.
+        policy: `"simaugment"` or `"crop_flip"`, as for `draw_params`.
         blur_kernel_size: odd int, or None for no blur stage (`blur="off"`, small images).
         static_shapes: True to run each op on the whole batch and select (shapes XLA can
-            compile; more work); False (default) to run the jitter's hue and the blur on
-            the images that draw them only.
+            compile; more work); False (default) to run the jitter, its hue and the blur
+            on the images that draw them only.
 
     Returns:
         float32 `[N, H, W, 3]`, values 0..255.
     """
-    images = _augment._flip(images, params["flip"])  # pylint: disable=protected-access
-    if "jitter" in params:
-        images = _augment._where_images(  # pylint: disable=protected-access
-            params["jitter"], images, static_shapes,
-            lambda x, factors, order: _augment._color_jitter(  # pylint: disable=protected-access
-                x, factors, order, static_shapes), params["factors"], params["order"])
-        gray = _augment._grayscale(images)  # pylint: disable=protected-access
-        images = tf.where(params["grayscale"][:, None, None, None], gray, images)
-        if blur_kernel_size is not None:
-            images = _augment._where_images(  # pylint: disable=protected-access
-                params["blur"], images, static_shapes,
-                lambda x, sigma: _augment.gaussian_blur(x, sigma, blur_kernel_size),
-                params["sigma"])
+    for name in _augment._PIXEL_STAGES[policy]:  # pylint: disable=protected-access
+        if name == "blur" and blur_kernel_size is None:
+            continue
+        images = _augment._apply_stage(  # pylint: disable=protected-access
+            name, images, params, kernel_size=blur_kernel_size, static_shapes=static_shapes)
     return tf.clip_by_value(images, 0.0, 255.0)
 
 
@@ -170,6 +144,7 @@ class DeviceAugmentation:
         seed = _seeds.fold_in(_seeds.root_seed(self.seed), _DEVICE_SEED_TAG, step, replica)
         params = draw_params(seed, (count,), policy=self.policy,
                              color_jitter_strength=self.color_jitter_strength)
-        images = apply_params(images, params, blur_kernel_size=self._kernel_size,
+        images = apply_params(images, params, policy=self.policy,
+                              blur_kernel_size=self._kernel_size,
                               static_shapes=self.static_shapes)
         return tf.reshape(images, tf.shape(views))

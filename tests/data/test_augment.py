@@ -321,42 +321,51 @@ def test_jitter_order_is_random_per_seed_and_the_same_for_the_same_seed():
     assert len(set(orders)) == 24  # All 4! orders occur in 300 draws.
     _, again = _draw_params(seeds, 0.5)
     assert [tuple(o) for o in again.numpy()] == orders
-    # The jitter of a seed is the reference jitter with that seed's factors and order.
+    # The jitter stage of a seed is the reference jitter with that seed's factors and order,
+    # or the image where its coin (p 0.8) says no.
     image = _image(8, 8).astype(np.float64)
-    for k in range(3):
+    jittered = []
+    for k in range(6):
         seed = tf.constant([k, 11], tf.int64)
-        factors, order = augment._jitter_params(seed, 0.5)
-        out = augment._random_color_jitter(tf.constant(image, tf.float32), seed, 0.5).numpy()
-        np.testing.assert_allclose(out, _np_jitter(image, factors.numpy().astype(np.float64),
-                                                   order.numpy()), rtol=0, atol=_JITTER_ATOL)
-        np.testing.assert_array_equal(
-            out, augment._random_color_jitter(tf.constant(image, tf.float32), seed, 0.5).numpy())
+        params = augment._draw_stage("color_jitter", seed, (), 0.5)
+        out = augment._apply_stage("color_jitter", tf.constant(image, tf.float32), params).numpy()
+        jittered.append(bool(params["jitter"]))
+        expected = _np_jitter(image, params["factors"].numpy().astype(np.float64),
+                              params["order"].numpy()) if jittered[-1] else image
+        np.testing.assert_allclose(out, expected, rtol=0, atol=_JITTER_ATOL)
+    assert any(jittered)
 
 
 def test_zero_strength_jitter_is_the_identity():
     image = tf.constant(_image(8, 8), tf.float32)
-    out = augment._random_color_jitter(image, tf.constant([1, 2], tf.int64), 0.0)
+    seed = tf.constant([1, 2], tf.int64)
+    out = augment._apply_stage("color_jitter", image,
+                               augment._draw_stage("color_jitter", seed, (), 0.0))
     np.testing.assert_array_equal(out.numpy(), image.numpy())
+    batch = tf.stack([image] * 5)  # Batched: no image drawn for the jitter either.
+    out = augment._apply_stage("color_jitter", batch,
+                               augment._draw_stage("color_jitter", seed, (5,), 0.0))
+    np.testing.assert_array_equal(out.numpy(), batch.numpy())
 
 
 def _stage_names(name, image_size=32, blur="auto"):
     return [stage for stage, _ in augment._stages(
-        name, image_size, crop_scale=(0.08, 1.0), num_ops=2, magnitude=9, blur=blur,
-        color_jitter_strength=0.5)]
+        name, image_size, num_ops=2, magnitude=9, blur=blur, color_jitter_strength=0.5)]
 
 
 def test_stage_orders_follow_the_reference_code():
     # google-research SupCon preprocessing: crop, flip, then `_simclr_augment` or
-    # `_stacked_simclr_randaugment` (jitter, RandAugment, grayscale, blur).
+    # `_stacked_simclr_randaugment` (jitter, RandAugment, grayscale, blur). The crop comes
+    # first in every policy (`crop_views`), `_stages` lists the rest.
     assert _stage_names("stacked_randaugment", 224) == [
-        "crop", "flip", "color_jitter", "randaugment", "grayscale", "blur"]
-    assert _stage_names("simaugment", 224) == ["crop", "flip", "color_jitter", "grayscale", "blur"]
-    assert _stage_names("simaugment", 32) == ["crop", "flip", "color_jitter", "grayscale"]
+        "flip", "color_jitter", "randaugment", "grayscale", "blur"]
+    assert _stage_names("simaugment", 224) == ["flip", "color_jitter", "grayscale", "blur"]
+    assert _stage_names("simaugment", 32) == ["flip", "color_jitter", "grayscale"]
     assert _stage_names("stacked_randaugment", 32) == [
-        "crop", "flip", "color_jitter", "randaugment", "grayscale"]
-    assert _stage_names("crop_flip", 224, blur="on") == ["crop", "flip"]
-    assert _stage_names("randaugment", 224) == ["crop", "flip", "randaugment"]
-    assert _stage_names("autoaugment", 224) == ["crop", "flip", "autoaugment"]
+        "flip", "color_jitter", "randaugment", "grayscale"]
+    assert _stage_names("crop_flip", 224, blur="on") == ["flip"]
+    assert _stage_names("randaugment", 224) == ["flip", "randaugment"]
+    assert _stage_names("autoaugment", 224) == ["flip", "autoaugment"]
 
 
 @pytest.mark.parametrize("blur, size, blurs", [
@@ -394,8 +403,8 @@ def test_crop_flip_is_the_crop_and_a_flip_only():
 def test_jitter_and_grayscale_probabilities():
     # Over 400 views, the jitter stage changes ~80% and the grayscale stage ~20% of them
     # (binomial standard deviation 2%: the bands are 5 of them wide).
-    stages = dict(augment._stages("simaugment", 8, crop_scale=(1.0, 1.0), num_ops=2,
-                                  magnitude=9, blur="off", color_jitter_strength=1.0))
+    stages = dict(augment._stages("simaugment", 8, num_ops=2, magnitude=9, blur="off",
+                                  color_jitter_strength=1.0))
     image = tf.constant(_image(8, 8), tf.float32)
 
     def changed(stage, index):

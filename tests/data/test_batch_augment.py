@@ -80,37 +80,58 @@ def test_host_and_device_draw_from_the_same_distributions(strength):
 def test_batched_stage_is_the_per_image_policy(static_shapes):
     # The per-image policy's stages after the crop, and the batch with the same draws.
     size, count = 24, 12
-    stages = dict(augment._stages("simaugment", size, crop_scale=(1.0, 1.0), num_ops=2,
-                                  magnitude=9, blur="on", color_jitter_strength=1.0))
+    finish = augment._after_crop("simaugment", size, num_ops=2, magnitude=9, blur="on",
+                                 color_jitter_strength=1.0)
     images = np.stack([_image(size, i) for i in range(count)])
     seeds = [tf.constant([i, 9], tf.int64) for i in range(count)]
-    expected = []
-    for image, seed in zip(images, seeds):
-        view = tf.constant(image)
-        for name in ("flip", "color_jitter", "grayscale", "blur"):
-            view = stages[name](view, _seeds.fold_in(seed, augment._STAGE_TAGS[name]))
-        expected.append(tf.clip_by_value(view, 0.0, 255.0).numpy())
+    expected = np.stack([finish(tf.constant(image), seed).numpy()
+                         for image, seed in zip(images, seeds)])
     params = [batch_augment.draw_params(seed, (), policy="simaugment", color_jitter_strength=1.0)
               for seed in seeds]
     params = tf.nest.map_structure(lambda *p: tf.stack(p), *params)
-    out = batch_augment.apply_params(tf.constant(images), params,
+    out = batch_augment.apply_params(tf.constant(images), params, policy="simaugment",
                                      blur_kernel_size=augment._blur_kernel_size("on", size),
                                      static_shapes=static_shapes).numpy()
-    np.testing.assert_allclose(out, np.stack(expected), rtol=0, atol=1e-3)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-3)
     assert params["jitter"].numpy().any() and params["blur"].numpy().any()
+    assert not params["jitter"].numpy().all() and not params["blur"].numpy().all()
 
 
-def test_host_pipeline_matches_the_per_image_policy():
+@pytest.mark.parametrize("static_shapes", [False, True])
+@pytest.mark.parametrize("drawn", [False, True])
+def test_batched_stage_with_no_image_or_every_image_drawn(drawn, static_shapes):
+    # A batch where no image (or every image) draws the jitter, the hue or the blur: the
+    # gathers of dynamic size are empty (or whole).
+    size, count = 24, 3
+    images = tf.constant(np.stack([_image(size, i) for i in range(count)]))
+    seed = tf.constant([4, 2], tf.int64)
+    params = batch_augment.draw_params(seed, (count,), policy="simaugment",
+                                       color_jitter_strength=1.0)
+    params.update({name: tf.fill([count], drawn) for name in ("flip", "jitter", "grayscale",
+                                                               "blur")})
+    params["order"] = tf.constant([[3, 0, 1, 2]] * count)  # The hue first for every image.
+    out = batch_augment.apply_params(images, params, policy="simaugment", blur_kernel_size=5,
+                                     static_shapes=static_shapes).numpy()
+    for index in range(count):  # Each image as the per-image stages make it.
+        one = {k: v[index] for k, v in params.items()}
+        expected = images[index]
+        for name in ("flip", "color_jitter", "grayscale", "blur"):
+            expected = augment._apply_stage(name, expected, one, kernel_size=5)
+        np.testing.assert_allclose(out[index], expected.numpy(), rtol=0, atol=1e-3)
+    if not drawn:
+        np.testing.assert_array_equal(out, images.numpy())
+
+
+def test_host_pipeline_is_the_per_image_policy():
     source = data.load("digits", "train")
     views, _ = next(iter(data.pipeline(source, batch_size=4, training=True, seed=3, repeat=True,
                                        cache=False, shuffle_buffer=1)))
-    policy = data.get_augmentation("simaugment", 32, crop_scale=augment.PAPER_CROP_SCALE)
+    policy = data.get_augmentation("simaugment", source.info.image_shape[0])
     root = _seeds.root_seed(3)
     for index, (image, _) in enumerate(source.dataset.take(4)):
         for v in range(2):
-            np.testing.assert_allclose(views[index, v].numpy(),
-                                       policy(image, _seeds.fold_in(root, index, v)).numpy(),
-                                       rtol=0, atol=1e-3)
+            np.testing.assert_array_equal(views[index, v].numpy(),
+                                          policy(image, _seeds.fold_in(root, index, v)).numpy())
 
 
 def test_device_pipeline_gives_the_crops():
