@@ -306,7 +306,9 @@ def claim_run_directory(run, data):
                       image_size=data.image_size)
     run.lock = run_dir.RunLock(run.config.model_dir)
     try:
-        state = run_dir.prepare(run.config.model_dir, run_config, overwrite=run.config.overwrite)
+        # A run written before a setting existed had its default (`prepare`'s `defaults`).
+        state = run_dir.prepare(run.config.model_dir, run_config, overwrite=run.config.overwrite,
+                                defaults=TrainConfig().to_json())
     except BaseException:
         release_run_directory(run)
         raise

@@ -32,8 +32,16 @@ RUN_ARTIFACTS = (
 )
 # Settings that may change between a run and its resumption without changing its result's meaning:
 # where things live and how the work is spread out, not what is computed.
+# `jit_compile` changes how the training step is compiled, not what it computes, except where
+# the step draws random numbers: with `augment_on="device"` the augmentation's stateless ops run
+# inside the compiled step, and under XLA they use XLA's generator (other numbers for the same
+# seeds), so a resumed run would not augment as the uninterrupted one did. It is ignored only
+# when both runs augment on the host (`_ignored`). (`strategy` and `--jit_compile=auto` on
+# other hardware can change those draws too: the device stage draws per replica, and auto
+# resolves per device. A run moved to other hardware resumes, with other augmentations.)
 RESUME_IGNORED = frozenset(
-    {"overwrite", "model_dir", "data_dir", "strategy", "tpu", "checkpoint_steps", "verbose"}
+    {"overwrite", "model_dir", "data_dir", "strategy", "tpu", "checkpoint_steps", "verbose",
+     "jit_compile"}
 )
 
 
@@ -152,7 +160,7 @@ def read_json(path):
         return json.load(f)
 
 
-def prepare(model_dir, run_config, *, overwrite=False):
+def prepare(model_dir, run_config, *, overwrite=False, defaults=None):
     """Claims `model_dir` for a run with `run_config`, refusing one holding a different run.
 
     Same settings (ignoring `RESUME_IGNORED`, and the `linear_*` stage-2 settings, retrained at the end of
@@ -161,10 +169,16 @@ def prepare(model_dir, run_config, *, overwrite=False):
     `RunDirectoryConflict`, unless `overwrite`, which deletes the old run's artifacts
     (`RUN_ARTIFACTS` only) first. A refused directory is left exactly as it was.
 
+    A stored `run_config.json` written before a setting existed lacks its key; the run had
+    that setting's default (`defaults`), so a new run with the default is the same run.
+
     Args:
         model_dir: str.
         run_config: dict of JSON values, the resolved settings.
         overwrite: bool. Defaults to False.
+        defaults: dict of JSON values or None (default): each setting's default, taken as the
+            stored value of a key the stored `run_config.json` lacks (the caller's
+            `TrainConfig().to_json()`; this module stays TensorFlow-free).
 
     Returns:
         str: "new" (nothing to resume), "resume" (same settings) or "extend" (more epochs).
@@ -184,11 +198,12 @@ def prepare(model_dir, run_config, *, overwrite=False):
                 "another --model_dir, or pass --overwrite to delete that run. "
                 f"Received: model_dir={model_dir!r}"
             ) from None
+        # The settings the stored run had: its own, then the defaults of those added since.
+        previous = dict(defaults or {}, **previous)
         differences = sorted(
             key
             for key in set(previous) | set(run_config)
-            if key not in RESUME_IGNORED and not key.startswith(STAGE_2_PREFIX)
-            and previous.get(key) != run_config.get(key)
+            if not _ignored(key, previous, run_config) and previous.get(key) != run_config.get(key)
         )
         if not differences:
             state = "resume"
@@ -207,6 +222,13 @@ def prepare(model_dir, run_config, *, overwrite=False):
         clear(model_dir)
     write_json_atomic(path, run_config)
     return state
+
+
+def _ignored(key, previous, run_config):
+    """Whether a change of setting `key` keeps the run (see `RESUME_IGNORED`)."""
+    if key == "jit_compile":  # Compiled with XLA, the device augmentation draws other numbers.
+        return "device" not in (previous.get("augment_on"), run_config.get("augment_on"))
+    return key in RESUME_IGNORED or key.startswith(STAGE_2_PREFIX)
 
 
 def _more_epochs(previous, run_config):

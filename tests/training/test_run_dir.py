@@ -25,6 +25,41 @@ def test_fresh_then_resume_then_conflict(tmp_path):
     assert json.load(open(os.path.join(d, "run_config.json")))["epochs"] == 3
 
 
+def test_a_run_written_before_a_setting_existed_had_its_default(tmp_path):
+    # run_config.json of a run from before `augment_on` and `jit_compile` existed.
+    d = str(tmp_path)
+    defaults = {"method": "supcon", "epochs": 2, "augment_on": "host", "jit_compile": "auto"}
+    old = {"method": "supcon", "epochs": 2}
+    run_dir.write_json_atomic(os.path.join(d, "run_config.json"), old)
+    assert run_dir.prepare(d, dict(defaults), defaults=defaults) == "resume"
+    assert json.load(open(os.path.join(d, "run_config.json"))) == defaults  # Now with the keys.
+    run_dir.write_json_atomic(os.path.join(d, "run_config.json"), old)
+    with pytest.raises(run_dir.RunDirectoryConflict, match="augment_on: 'host' -> 'device'"):
+        run_dir.prepare(d, dict(defaults, augment_on="device"), defaults=defaults)
+    with pytest.raises(run_dir.RunDirectoryConflict, match="augment_on: None -> 'host'"):
+        run_dir.prepare(d, dict(defaults))  # Without defaults, a missing key is a difference.
+    assert json.load(open(os.path.join(d, "run_config.json"))) == old
+    # A stored value wins over the default.
+    run_dir.write_json_atomic(os.path.join(d, "run_config.json"), dict(old, augment_on="device"))
+    with pytest.raises(run_dir.RunDirectoryConflict, match="augment_on: 'device' -> 'host'"):
+        run_dir.prepare(d, dict(defaults), defaults=defaults)
+
+
+def test_jit_compile_is_ignored_unless_the_augmentation_runs_on_the_device(tmp_path):
+    # Under XLA the device augmentation's stateless ops draw other numbers (XLA's generator).
+    d = str(tmp_path)
+    host = {"method": "supcon", "augment_on": "host", "jit_compile": "auto"}
+    assert run_dir.prepare(d, host) == "new"
+    assert run_dir.prepare(d, dict(host, jit_compile="true")) == "resume"
+    device = dict(host, augment_on="device", jit_compile="false")
+    assert run_dir.prepare(str(tmp_path / "device"), device) == "new"
+    with pytest.raises(run_dir.RunDirectoryConflict, match="jit_compile: 'false' -> 'true'"):
+        run_dir.prepare(str(tmp_path / "device"), dict(device, jit_compile="true"))
+    with pytest.raises(run_dir.RunDirectoryConflict,
+                       match="augment_on: 'host' -> 'device', jit_compile: 'true' -> 'false'"):
+        run_dir.prepare(d, device)
+
+
 def test_damaged_run_config_is_refused_and_kept(tmp_path):
     d = str(tmp_path)
     open(os.path.join(d, "run_config.json"), "w").write('{"method": "sup')

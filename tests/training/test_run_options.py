@@ -1,10 +1,14 @@
-"""`--jit_compile` and `--augment_on`: how auto resolves, and tiny runs with each."""
+"""`--jit_compile` and `--augment_on`: how auto resolves, tiny runs with each, older run directories."""
+
+import dataclasses
+import types
 
 import numpy as np
 import pytest
 
 from supcon.training import TrainConfig
 from supcon.training import run as run_lib
+from supcon.training import run_dir
 
 TINY = dict(width_multiplier=0.125, image_size=16, head_dims=(16, 8), batch_size=32, epochs=1,
             steps_per_epoch=2, warmup_epochs=0.0, linear_epochs=0, verbose=0,
@@ -53,3 +57,24 @@ def test_augment_on_device_trains_and_stays_out_of_inference(tmp_path):
 def test_jit_compile_true_trains_on_cpu(tmp_path):
     model = _pretrain(tmp_path, jit_compile="true", augment_on="device")
     assert model.jit_compile is True and model.optimizer.iterations.numpy() == 2
+
+
+def test_a_run_directory_from_before_augment_on_and_jit_compile_resumes(tmp_path):
+    # Its run_config.json lacks the two settings; a run with their defaults is the same run.
+    config = TrainConfig(model_dir=str(tmp_path))
+    data = types.SimpleNamespace(num_classes=10, image_size=16)
+    stored = dict(config.to_json(), num_classes=10, image_size=16)
+    del stored["augment_on"], stored["jit_compile"]
+    run_dir.write_json_atomic(str(tmp_path / run_dir.RUN_CONFIG), stored)
+
+    def claim(config):
+        run = run_lib.Run(config=config, strategy=None, chief=True, out_dir=str(tmp_path), worker=0)
+        try:
+            return run_lib.claim_run_directory(run, data)
+        finally:
+            run_lib.release_run_directory(run)
+
+    assert claim(config) == "resume"
+    assert claim(dataclasses.replace(config, jit_compile="true")) == "resume"  # Host augmentation.
+    with pytest.raises(run_dir.RunDirectoryConflict, match="augment_on: 'host' -> 'device'"):
+        claim(dataclasses.replace(config, augment_on="device"))
