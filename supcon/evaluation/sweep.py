@@ -8,7 +8,7 @@ prepared TFDS sets (CIFAR-10-C, ImageNet-C) or are generated from the clean test
 
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
+from tqdm import tqdm  # Text bars everywhere: tqdm.auto warns in notebooks without ipywidgets.
 
 from supcon import data as data_lib
 from supcon.evaluation import calibration, corrupted_data, metrics
