@@ -52,23 +52,13 @@ def build_loss(config):
     Returns:
         A `keras.losses.Loss` or None.
     """
-    common = dict(
-        temperature=config.temperature,
-        base_temperature=config.base_temperature,
-        contrast_mode=config.contrast_mode,
-        block_size=config.loss_block_size,
-    )
+    options = config.contrast_options()
     if config.method == "supcon":
-        return losses_lib.SupConLoss(
-            summation=config.summation,
-            denominator=config.denominator,
-            positives_cap=config.positives_cap,
-            **common,
-        )
+        return losses_lib.SupConLoss(options)
     if config.method == "simclr":
-        return losses_lib.SimCLRLoss(**common)
+        return losses_lib.SimCLRLoss(options)
     if config.method == "genscl":
-        return losses_lib.GenSCLLoss(kd_alpha=config.kd_alpha, **common)
+        return losses_lib.GenSCLLoss(options, kd_alpha=config.kd_alpha)
     return None
 
 

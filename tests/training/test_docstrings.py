@@ -4,10 +4,10 @@ import doctest
 
 import pytest
 
-from supcon.training import checkpointing, lars, linear_stage, optimizers, precision, schedules, strategy
+from supcon.training import checkpointing, config, lars, linear_stage, optimizers, precision, schedules, strategy
 
 
-@pytest.mark.parametrize("module", [checkpointing, lars, linear_stage, optimizers, precision, schedules, strategy],
+@pytest.mark.parametrize("module", [checkpointing, config, lars, linear_stage, optimizers, precision, schedules, strategy],
                          ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
