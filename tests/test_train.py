@@ -124,6 +124,12 @@ def test_genscl_with_mixup_cutmix_run(tmp_path):
     assert results["method"] == "genscl" and results["steps"] == 3
 
 
+def test_genscl_without_mixing_trains_on_one_hot_labels(tmp_path):
+    # Plain class labels become one-hot distributions (it failed on int labels before).
+    results = run_lib.train(_tiny(tmp_path, method="genscl", epochs=1))
+    assert results["method"] == "genscl" and results["steps"] == 3
+
+
 def test_nan_loss_stops_naming_step_and_advice(tmp_path):
     config = _tiny(tmp_path, learning_rate=1e30, warmup_epochs=0.0, checkpoint_steps=1, epochs=1)
     with pytest.raises(NonFiniteLossError, match=r"at step \d+.*lower --learning_rate.*--temperature"):

@@ -269,6 +269,9 @@ def build_data(run):
         if teacher is not None:
             stream = with_teacher_targets(stream, teacher, num_classes=num_classes,
                                           temperature=config.kd_temperature)
+        elif config.method == "genscl" and not (config.mixup or config.cutmix):
+            # GenSCL contrasts label distributions: plain labels are one-hot ones (SupCon's positives).
+            stream = stream.map(lambda views, labels: (views, tf.one_hot(labels, num_classes)))
         return stream
 
     stream_from(0)  # Builds (and so checks) the pipeline before any work.
