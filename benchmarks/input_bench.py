@@ -231,6 +231,8 @@ def main():
             print(f"SimAugment / torchvision: {ratio:.2f}x (goal >= 2x: "
                   f"{'met' if ratio >= 2 else 'NOT met'})")
         if args.only_jpeg:
+            _write(args.output, {"jpeg_224_images_per_s": jpeg, "views": VIEWS, "batch_size_jpeg": JPEG_BATCH,
+                                 "cpu_count": cores, "machine": platform.platform(), "tensorflow": tf.__version__})
             return
     else:
         jpeg = {}
@@ -272,10 +274,14 @@ def main():
     print(f"\nTarget (every policy >= {TARGET_RATIO:.0f}x at 32px): {'met' if ok else 'NOT met'}; "
           f"load average {results['load_average_1min_start']:.1f} -> "
           f"{results['load_average_1min_end']:.1f} on {os.cpu_count()} CPUs")
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as file:
+    _write(args.output, results)
+
+
+def _write(path, results):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as file:
         json.dump(results, file, indent=2)
-    print(f"Wrote {args.output}")
+    print(f"Wrote {path}")
 
 
 if __name__ == "__main__":
