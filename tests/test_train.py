@@ -202,9 +202,10 @@ STOP_POINTS = [
     # During export: classifier.keras is the export's first file, results.json its last.
     ("export", [], lambda d: os.path.exists(os.path.join(d, "classifier.keras")), signal.SIGKILL,
      lambda step: step == 18),
-    # Ctrl-C mid-epoch: one line saying where the run stopped; the same command resumes.
-    ("sigint", ["--checkpoint_steps=2"], lambda d: _state_step(d) >= 8, signal.SIGINT,
-     lambda step: 8 <= step < 18),
+    # Ctrl-C mid-epoch: one line saying where the run stopped; the same command resumes. Sent at
+    # step 4 so that a busy machine cannot let the (16-px, fast) run finish before it lands.
+    ("sigint", ["--checkpoint_steps=2"], lambda d: _state_step(d) >= 4, signal.SIGINT,
+     lambda step: 4 <= step < 18),
 ]
 
 
