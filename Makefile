@@ -28,8 +28,7 @@ run: install
 
 ## The whole test suite (offline), in TEST_WORKERS processes (pytest-xdist): most of its time is
 ## train.py / eval.py subprocesses and single-threaded tiny steps. The 10 slowest tests are listed.
-## On 2 cores a third process fills the time the other two wait on their subprocesses.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 test: install-test
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=10 tests
 

@@ -174,8 +174,11 @@ def _saved_weights(model_dir):
 
 def _stop_when(model_dir, ready, args, sig=signal.SIGKILL):
     """Starts train.py, sends `sig` once `ready()` holds; returns (exit code, stderr)."""
+    # SIGINT as a terminal leaves it: pytest-xdist workers ignore it, children inherit SIG_IGN and
+    # Python then installs no KeyboardInterrupt handler (Ctrl-C would be lost, the run would finish).
     process = subprocess.Popen(_train_command(model_dir, *args), cwd=ROOT, text=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not ready() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -202,8 +205,7 @@ STOP_POINTS = [
     # During export: classifier.keras is the export's first file, results.json its last.
     ("export", [], lambda d: os.path.exists(os.path.join(d, "classifier.keras")), signal.SIGKILL,
      lambda step: step == 18),
-    # Ctrl-C mid-epoch: one line saying where the run stopped; the same command resumes. Sent at
-    # step 4 so that a busy machine cannot let the (16-px, fast) run finish before it lands.
+    # Ctrl-C mid-epoch: one line saying where the run stopped; the same command resumes.
     ("sigint", ["--checkpoint_steps=2"], lambda d: _state_step(d) >= 4, signal.SIGINT,
      lambda step: 4 <= step < 18),
 ]
