@@ -242,7 +242,7 @@ def define_train_flags(flag_values=FLAGS):
             lower_bound=1)
     d.train("enum", "jit_compile", "XLA for the training step. auto: on for a single GPU or TPU; off on CPU (the "
             "ResNet-18 step at 64x2 views on 2 CPU cores: 46.8 views/s with XLA, 62.7 without) and under "
-            "multi-replica tf.distribute (where it measured slower).", enum_values=list(choices.JIT_COMPILE))
+            "multi-replica tf.distribute (as Keras's own auto).", enum_values=list(choices.JIT_COMPILE))
     d.train("integer", "checkpoint_steps", "Checkpoint every this many steps (and at every epoch end).", lower_bound=1)
     d.train("integer", "keep_checkpoints", "Checkpoints kept (>= 2 keeps a fallback).",
             lower_bound=1)

@@ -12,7 +12,6 @@ import dataclasses
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from supcon import data as data_lib
@@ -107,8 +106,9 @@ def resolve_jit_compile(setting, *, num_replicas, device_type):
     """Whether the training step is compiled with XLA (`--jit_compile`).
 
     `"auto"` compiles for a single GPU or TPU replica only: on CPU the ResNet-18 step at
-    64x2 views measured 46.8 views/s with XLA against 62.7 without (2 cores), and under
-    multi-replica `tf.distribute` XLA measured slower too.
+    64x2 views measured 46.8 views/s with XLA against 62.7 without (2 cores, issue 12's
+    figures), and under multi-replica `tf.distribute` it stays off, as Keras's own
+    `jit_compile="auto"` leaves it (not measured here).
 
     Args:
         setting: `"auto"`, `"true"` or `"false"`.
@@ -438,17 +438,13 @@ def pretrain(run, data, model):
 
 def _write_projector(run, data, model, summaries_dir):
     """The first `PROJECTOR_EXAMPLES` test embeddings with their labels, for TensorBoard."""
+    from supcon.evaluation import inference  # noqa: PLC0415  (TensorFlow and NumPy only)
+
     test_images = data_lib.pipeline(
         data.test_source, "test", batch_size=run.config.linear_batch_size, training=False,
-        image_size=data.image_size, seed=run.config.seed,
-    ).unbatch().take(PROJECTOR_EXAMPLES).batch(run.config.linear_batch_size)
-    embeddings, labels = [], []
-    for images, batch_labels in test_images:
-        embeddings.append(model.encoder(images, training=False).numpy())
-        labels.append(batch_labels.numpy())
-    summaries.write_embedding_projector(summaries_dir, np.concatenate(embeddings),
-                                        np.concatenate(labels),
-                                        data.test_source.info.class_names)
+        image_size=data.image_size, seed=run.config.seed)
+    embeddings, labels = inference.embed(model.encoder, test_images, PROJECTOR_EXAMPLES)
+    summaries.write_embedding_projector(summaries_dir, embeddings, labels, data.test_source.info.class_names)
 
 
 def train_linear_classifier(run, data, model):
