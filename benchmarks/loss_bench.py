@@ -16,8 +16,8 @@ under tf.distribute, where `jit_compile` is off) and "xla"
 With `--options`, it also times the dense path of every loss option at one batch
 size (default 1024x2) against the same mode's bound: SupCon, SimCLR, GenSCL,
 L_in, the "one_positive" and "only_negatives" denominators, a positives cap,
-`contrast_mode="one"` and a 4096-key memory queue (against its own bound, whose
-logits are N x (N + 4096)).
+`contrast_mode="one"` (against its own bound: B anchors, logits B x N) and a
+4096-key memory queue (against its own bound, whose logits are N x (N + 4096)).
 
 Peak memory is TensorFlow's allocator peak during one step after warm-up
 (`tf.config.experimental.get_memory_info` on "GPU:0" when there is a GPU, else on
@@ -120,15 +120,18 @@ def _measure(kind, batch, block_size, mode, repeats, option):
 
     if kind == "matmul":
         anchors = tf.reshape(features, [rows, DIM])
-        # The queue's logits are [N, N + keys]: its bound has as many columns.
+        # The queue's logits are [N, N + keys]: its bound has as many columns. With
+        # contrast_mode="one" only view 0 anchors: [B, N].
         keys = tf.zeros([QUEUE_KEYS if option == "queue" else 0, DIM])
+        anchor_rows = batch if option == "contrast_one" else rows
 
         def step(x):
             contrasts = tf.concat([x, keys], axis=0)
-            logits = tf.matmul(x, contrasts, transpose_b=True)
+            a = x[:anchor_rows]
+            logits = tf.matmul(a, contrasts, transpose_b=True)
             # Backward of logits = A C^T: dA = G C, dC = G^T A (G has the logits' shape).
             grad_a = tf.matmul(logits, contrasts)
-            grad_c = tf.matmul(logits, x, transpose_a=True)
+            grad_c = tf.matmul(logits, a, transpose_a=True)
             return tf.reduce_sum(grad_a) + tf.reduce_sum(grad_c)
 
         argument = anchors
@@ -222,15 +225,17 @@ def _options_table(mode, args):
     bound = _run_subprocess("matmul", batch, args.block_size, mode, args.repeats)
     rows = [bound]
     print(f"{'option':>15} {'seconds':>9} {'peak MB':>9} {'x matmul':>9}   (batch {batch}x{VIEWS})")
-    queue_bound = _run_subprocess("matmul", batch, args.block_size, mode, args.repeats, "queue")
-    rows.append(queue_bound)
+    # The queue and contrast_mode="one" have logits of other shapes: bounds of their own.
+    own_bounds = {option: _run_subprocess("matmul", batch, args.block_size, mode, args.repeats, option)
+                  for option in ("queue", "contrast_one")}
+    rows += list(own_bounds.values())
     for option in LOSS_OPTIONS:
         result = _run_subprocess("dense", batch, args.block_size, mode, args.repeats, option)
         rows.append(result)
         if "error" in result:
             print(f"{option:>15}  failed: {result['error']}")
             continue
-        _ratios(result, queue_bound if option == "queue" else bound, {}, args.statistic)
+        _ratios(result, own_bounds.get(option, bound), {}, args.statistic)
         print(f"{option:>15} {result[args.statistic]:>9.4f} {result['peak_mb']:>9.1f} "
               f"{_fmt(result.get('ratio_to_matmul'), '>9.2f')}", flush=True)
     return rows

@@ -35,7 +35,8 @@ default, the hot path, and GenSCL's only form) the weights have low rank:
 anchor's (`SameId`), or the cosine `u_i . u_j` of unit label vectors
 (`Cosine`). So `sum_j w_ij c_j` is a per-id sum (or two thin matmuls) minus
 the anchor itself: `factored_block` never builds the `[rows, cols]` weights
-and keeps the softmax as its only `[rows, cols]` buffer. Its `(*)` is
+and keeps the softmax's numerators as its only `[rows, cols]` buffer
+(normalized on the `[rows, dim]` side, see `_shifted_exps`). Its `(*)` is
 `q_ij - w_ij / s_i`, and the `w / s` part of both gradient matmuls costs
 `O((rows + cols) * dim)` (times `classes` for `Cosine`). `weighted_block`
 takes every other option from explicit `[rows, cols]` weights.
@@ -45,9 +46,11 @@ Numerics (float32 whatever the input dtype):
     of it underflows to exactly 0, and unlike `-inf` a row with nothing left
     stays finite (uniform) instead of NaN; such rows are invalid and get a
     zero upstream. (This is float32 only: the fill never meets float16.)
-  * `tf.nn.softmax` subtracts the row max itself; the log-sum-exp is read off
-    its largest entry, `max_j q_ij = exp(max_j z_ij - lse_i)` in `[1/cols, 1]`,
-    so it needs no second `exp` pass and never underflows.
+  * Every `exp` is of `z_ij - max_k z_ik` (at most 0, and 0 for the row's
+    largest kept entry): no overflow, and the row sum is at least 1. In
+    `weighted_block` `tf.nn.softmax` subtracts the row max itself and the
+    log-sum-exp is read off its largest entry, `max_j q_ij = exp(max_j z_ij -
+    lse_i)` in `[1/cols, 1]`, so it needs no second `exp` pass.
   * "one_positive" uses `log r = -softplus(log S - z)` and
     `1 - r = sigmoid(log S - z)`: stable, and exactly 0 / 1 without negatives.
 """
@@ -143,8 +146,50 @@ class Cosine:
         return tf.matmul(self._vectors, tf.matmul(self._rows, values, transpose_a=True))
 
 
-def factored_block(anchors, contrasts, weights, *, temperature, self_column, column_valid, is_real):
+def _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid):
+    """The softmax's numerators `exp(z_ij - m_i)`, `m_i` the row's largest kept logit, excluded entries 0.
+
+    Left unnormalized: the caller scales the `[rows, dim]` side by `1 / sums`
+    instead of dividing `[rows, cols]`.
+
+    Args:
+      scaled: float32 `[rows, dim]`, the anchors over tau.
+      contrasts: float32 `[cols, dim]`.
+      self_column: int32 `[rows]`, each anchor's own column (excluded).
+      self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`.
+        The diagonal is then overwritten in place (the matmul's buffer is
+        forwarded), O(rows); a scatter at arbitrary columns copies the whole
+        `[rows, cols]` matrix on CPU (measured: it took more time than `exp`).
+      column_valid: None or bool `[cols]`, false for absent columns.
+
+    Returns:
+      `(exps [rows, cols], row_max [rows], sums [rows])`. A row with nothing
+      kept has `row_max = EXCLUDED` and exps of 1 (finite; it is invalid).
+    """
+    rows = tf.shape(scaled)[0]
+    logits = tf.matmul(scaled, contrasts, transpose_b=True)
+    if self_on_diagonal:
+        logits = tf.linalg.set_diag(logits, tf.fill([rows], EXCLUDED))
+    else:
+        logits = tf.tensor_scatter_nd_update(
+            logits, tf.stack([tf.range(rows), self_column], axis=1), tf.fill([rows], EXCLUDED)
+        )
+    if column_valid is not None:
+        logits = tf.where(column_valid[None, :], logits, EXCLUDED)
+    row_max = tf.reduce_max(logits, axis=1)
+    exps = tf.exp(logits - row_max[:, None])
+    return exps, row_max, tf.reduce_sum(exps, axis=1)
+
+
+def factored_block(
+    anchors, contrasts, weights, *, temperature, self_column, column_valid, is_real, self_on_diagonal=False
+):
     """L_out with the "all" denominator for low-rank pair weights (`SameId`, `Cosine`).
+
+    Besides the three matmuls, its `[rows, cols]` work is `_shifted_exps`: a
+    row max, `exp(z - max)` and a row sum. The softmax is never normalized in
+    `[rows, cols]`: `1 / sum` scales the `[rows, dim]` operand or result of
+    each gradient matmul instead.
 
     Args:
       anchors: float32 `[rows, dim]`.
@@ -155,40 +200,34 @@ def factored_block(anchors, contrasts, weights, *, temperature, self_column, col
       column_valid: None or bool `[cols]`, false for absent columns (empty
         queue slots): out of numerator and denominator.
       is_real: None or bool `[rows]`, false for padding rows (invalid).
+      self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`
+        (see `_shifted_exps`).
 
     Returns:
       A `Block`.
     """
-    rows, cols = tf.shape(anchors)[0], tf.shape(contrasts)[0]
     scaled = anchors * (1.0 / temperature)  # 1/tau scales [rows, dim], not [rows, cols].
-    logits = tf.matmul(scaled, contrasts, transpose_b=True)
-    logits = tf.tensor_scatter_nd_update(
-        logits, tf.stack([tf.range(rows), self_column], axis=1), tf.fill([rows], EXCLUDED)
-    )
-    if column_valid is not None:
-        logits = tf.where(column_valid[None, :], logits, EXCLUDED)
-    probabilities, log_denominator = _softmax_and_lse(logits)
-
     # sum_j w_ij c_j over the other columns, and s_i = sum_j w_ij.
     positive_sums = weights.row_sums(contrasts) - weights.self_weights[:, None] * anchors
     valid = weights.other_weight_sums > 0.0
     if is_real is not None:
         valid = tf.logical_and(valid, is_real)
     safe_sums = tf.where(valid, weights.other_weight_sums, 1.0)
+    exps, row_max, exp_sums = _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid)
     positive_logits = tf.reduce_sum(scaled * positive_sums, axis=1)
+    log_denominator = row_max + tf.math.log(exp_sums)
     losses = tf.where(valid, log_denominator - positive_logits / safe_sums, 0.0)
 
     def backward(upstream):
         upstream = tf.where(valid, upstream, 0.0)
         pull = (upstream / safe_sums)[:, None] * (1.0 / temperature)
-        push = upstream[:, None] * (1.0 / temperature)
+        # The softmax q = exps / exp_sums: its row normalization scales the [rows, dim] side.
+        push = (upstream / exp_sums)[:, None] * (1.0 / temperature)
         # (*) with v = w / s: the softmax part by matmul, the weights' part by their factors.
-        grad_anchors = push * tf.matmul(probabilities, contrasts) - pull * positive_sums
+        grad_anchors = push * tf.matmul(exps, contrasts) - pull * positive_sums
         pulled = pull * anchors
         own = tf.scatter_nd(self_column[:, None], weights.self_weights[:, None] * pulled, tf.shape(contrasts))
-        grad_contrasts = (
-            tf.matmul(probabilities, push * anchors, transpose_a=True) - weights.column_sums(pulled) + own
-        )
+        grad_contrasts = tf.matmul(exps, push * anchors, transpose_a=True) - weights.column_sums(pulled) + own
         return grad_anchors, grad_contrasts
 
     return Block(losses, valid, backward)

@@ -386,6 +386,8 @@ def contrastive_per_sample(
                 self_column=self_column,
                 column_valid=column_valid,
                 is_real=is_real,
+                # One replica, one block: anchor row r is contrast column r (same view-major order).
+                self_on_diagonal=is_real is None and num_replicas() == 1,
             )
         pairs = Pairs(
             anchor_samples=block_samples,

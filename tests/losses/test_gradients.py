@@ -277,3 +277,26 @@ def test_blocked_mean_upstream_takes_the_one_pass_gradient(name):
     np.testing.assert_allclose(got, expected, rtol=tolerance)
     for got_grad, expected_grad in zip(got_grads, expected_grads):
         np.testing.assert_allclose(got_grad, expected_grad, rtol=tolerance, atol=tolerance * np.abs(expected_grad).max())
+
+
+@pytest.mark.parametrize("block_size", [None, 4])
+@pytest.mark.parametrize("name", ["supcon", "simclr_queue", "genscl_queue"])
+def test_features_far_from_unit_norm_keep_exact_values(name, block_size):
+    # One contrast 50x longer than the others: logits up to ~500 in its column, while the other
+    # rows' largest logits stay near 10. The exponentials must be shifted by each row's own
+    # largest kept logit: unshifted they overflow, and shifted by a norm bound (|a_i| max_j |c_j|
+    # / tau, a cheaper shift) every other row would underflow to a sum of 0 (a loss of inf).
+    views = 2
+    features = _unit((BATCH, views, DIM), seed=8)
+    features[2, 1] *= 50.0
+    keys = _unit((KEYS, DIM), seed=2)
+    engine, autodiff = _call(CASES[name], views, block_size)
+    got, got_grads = _weighted_value_and_grads(engine, tf.constant(features, tf.float32), tf.constant(keys, tf.float32))
+    expected, expected_grads = _weighted_value_and_grads(autodiff, tf.constant(features), tf.constant(keys))
+    # As in test_closed_form_equals_autodiff, with entries up to 50x larger logits (|z| <= 500,
+    # float32 rounding ~500 ulp(1)): relative to the largest entry, the same sqrt(cols) bound.
+    tolerance = 1e-5 * math.sqrt(views * BATCH + KEYS)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance * np.abs(expected).max())
+    for got_grad, expected_grad in zip(got_grads, expected_grads):
+        np.testing.assert_allclose(got_grad, expected_grad, rtol=tolerance, atol=tolerance * np.abs(expected_grad).max())
