@@ -173,48 +173,58 @@ def _saved_weights(model_dir):
 
 
 def _stop_when(model_dir, ready, args, sig=signal.SIGKILL):
-    """Starts train.py, sends `sig` once `ready()` holds; returns (exit code, stderr)."""
+    """Starts train.py, sends `sig` once `ready()` holds; returns (exit code, stdout, stderr)."""
     # SIGINT as a terminal leaves it: pytest-xdist workers ignore it, children inherit SIG_IGN and
     # Python then installs no KeyboardInterrupt handler (Ctrl-C would be lost, the run would finish).
     process = subprocess.Popen(_train_command(model_dir, *args), cwd=ROOT, text=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not ready() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert process.poll() is None, "train.py ended before the point it was to be stopped at"
     process.send_signal(sig)
-    _, stderr = process.communicate(timeout=300)
-    return process.returncode, stderr
+    stdout, stderr = process.communicate(timeout=300)
+    return process.returncode, stdout, stderr
 
 
-# 3 epochs of 6 steps, with stage 2 (3 epochs of 44 batches) and export.
-KILL_ARGS = ["--epochs=3", "--steps_per_epoch=6", "--seed=3", "--linear_epochs=3",
+# 4 epochs of 6 steps, with stage 2 (3 epochs of 44 batches) and export.
+KILL_ARGS = ["--epochs=4", "--steps_per_epoch=6", "--seed=3", "--linear_epochs=3",
              "--linear_batch_size=32"]
-# (name, extra flags, when to stop (a function of the run directory), signal, expected step).
-STOP_POINTS = [
-    # Mid-epoch: a checkpoint every 2 steps; killed once step 8 (epoch 2, batch 2) is saved.
-    ("mid_epoch", ["--checkpoint_steps=2"], lambda d: _state_step(d) >= 8, signal.SIGKILL,
-     lambda step: step % 6 != 0),
+KILL_STEPS = 24
+# One run stopped five times, each time where the previous resumption got to, then resumed to the
+# end: (name, extra flags, when to stop (a function of the run directory and the step it resumed
+# from), signal, where it must have stopped). Checkpoint cadence may change between resumptions.
+STOP_CHAIN = [
     # At an epoch boundary: checkpoints only at epoch ends, killed once epoch 1's is saved.
-    ("epoch_boundary", ["--checkpoint_steps=1000"], lambda d: _state_step(d) >= 6, signal.SIGKILL,
-     lambda step: step in (6, 12)),
-    # During stage 2: pre-training is done (model.keras written), stage 2 is not.
-    ("stage_2", [], lambda d: os.path.exists(os.path.join(d, "model.keras")), signal.SIGKILL,
-     lambda step: step == 18),
-    # During export: classifier.keras is the export's first file, results.json its last.
-    ("export", [], lambda d: os.path.exists(os.path.join(d, "classifier.keras")), signal.SIGKILL,
-     lambda step: step == 18),
+    ("epoch_boundary", ["--checkpoint_steps=1000"], lambda d, start: _state_step(d) >= 6,
+     signal.SIGKILL, lambda step, start: step in (6, 12)),
+    # Mid-epoch: a checkpoint every 2 steps, killed once 2 more steps are saved.
+    ("mid_epoch", ["--checkpoint_steps=2"], lambda d, start: _state_step(d) >= start + 2,
+     signal.SIGKILL, lambda step, start: step > start and step % 6 != 0),
     # Ctrl-C mid-epoch: one line saying where the run stopped; the same command resumes.
-    ("sigint", ["--checkpoint_steps=2"], lambda d: _state_step(d) >= 4, signal.SIGINT,
-     lambda step: 4 <= step < 18),
+    ("sigint", ["--checkpoint_steps=2"], lambda d, start: _state_step(d) >= start + 2,
+     signal.SIGINT, lambda step, start: start < step < KILL_STEPS),
+    # During stage 2: pre-training is done (model.keras written), stage 2 is not.
+    ("stage_2", [], lambda d, start: os.path.exists(os.path.join(d, "model.keras")),
+     signal.SIGKILL, lambda step, start: step == KILL_STEPS),
+    # During export: classifier.keras is the export's first file, results.json its last.
+    ("export", [], lambda d, start: os.path.exists(os.path.join(d, "classifier.keras")),
+     signal.SIGKILL, lambda step, start: step == KILL_STEPS),
 ]
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    """The uninterrupted run (one per test process): its final weights."""
-    reference = str(tmp_path_factory.mktemp("uninterrupted") / "run")
+@pytest.mark.slow
+def test_stopped_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    """SIGKILL at an epoch boundary, mid-epoch, in stage 2 and in export; Ctrl-C mid-epoch.
+
+    One run is stopped at each point in turn (each resumption runs the same command and is stopped
+    at the next point), then resumed to the end. Its checkpoint, model.keras and classifier.keras
+    must equal an uninterrupted run's exactly: the same computation on the same machine, with op
+    determinism (`deterministic=True`, the default), from the same data stream (a pure function of
+    the seed and the step), so any difference at all is a resume bug, not rounding.
+    """
+    reference = str(tmp_path / "uninterrupted")
     done = subprocess.run(_train_command(reference, *KILL_ARGS), check=True, cwd=ROOT,
                           capture_output=True, text=True,
                           env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
@@ -222,41 +232,31 @@ def uninterrupted(tmp_path_factory):
     assert not re.search(r"^(WARNING: All log messages before absl|[IWEF]\d{4} )",
                          done.stderr + done.stdout, re.M), done.stderr
     assert "Test accuracy (supcon, digits)" in done.stdout
-    path, weights = _saved_weights(reference)
-    assert path.endswith("ckpt-18")
-    return weights
+    path, expected = _saved_weights(reference)
+    assert path.endswith(f"ckpt-{KILL_STEPS}")
 
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name,extra,ready,sig,expected_step", STOP_POINTS,
-                         ids=[point[0] for point in STOP_POINTS])
-def test_stopped_run_resumes_to_the_uninterrupted_weights(uninterrupted, tmp_path, name, extra,
-                                                          ready, sig, expected_step):
-    """SIGKILL mid-epoch, at an epoch boundary, in stage 2 and in export; Ctrl-C mid-epoch.
-
-    The stopped run is restarted with the same command; its checkpoint, model.keras and
-    classifier.keras must equal the uninterrupted run's exactly: the same computation on the same
-    machine, with op determinism (`deterministic=True`, the default), from the same data stream (a
-    pure function of the seed and the step), so any difference at all is a resume bug, not rounding.
-    """
-    model_dir = str(tmp_path / name)
-    code, stderr = _stop_when(model_dir, lambda: ready(model_dir), [*KILL_ARGS, *extra], sig)
-    assert not os.path.exists(os.path.join(model_dir, "results.json"))
-    stopped_at = _state_step(model_dir)
-    assert expected_step(stopped_at), f"not stopped where intended (newest checkpoint: {stopped_at})"
-    if sig == signal.SIGINT:
-        assert code == 130, stderr
-        assert re.fullmatch(r"train\.py: Interrupted at step (\d+) of 18; the checkpoint is in "
-                            r"\S+\. Run the same command to resume\.\n", stderr), stderr
-        assert int(re.search(r"step (\d+)", stderr).group(1)) == stopped_at
-    again = subprocess.run(_train_command(model_dir, *KILL_ARGS, *extra), cwd=ROOT,
-                           capture_output=True, text=True)
+    model_dir = str(tmp_path / "stopped")
+    start = 0
+    for name, extra, ready, sig, stopped_where in STOP_CHAIN:
+        code, stdout, stderr = _stop_when(model_dir, lambda: ready(model_dir, start), [*KILL_ARGS, *extra], sig)
+        assert not os.path.exists(os.path.join(model_dir, "results.json")), name
+        if start:
+            assert f"Resuming from step {start} of {KILL_STEPS}" in stdout, (name, stdout)
+        stopped_at = _state_step(model_dir)
+        assert stopped_where(stopped_at, start), f"{name}: not stopped where intended (newest checkpoint: {stopped_at})"
+        if sig == signal.SIGINT:
+            assert code == 130, stderr
+            assert re.fullmatch(rf"train\.py: Interrupted at step (\d+) of {KILL_STEPS}; the checkpoint is in "
+                                r"\S+\. Run the same command to resume\.\n", stderr), stderr
+            assert int(re.search(r"step (\d+)", stderr).group(1)) == stopped_at
+        start = stopped_at
+    again = subprocess.run(_train_command(model_dir, *KILL_ARGS), cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"Resuming from step {stopped_at} of 18" in again.stdout
+    assert f"Resuming from step {start} of {KILL_STEPS}" in again.stdout
     path, weights = _saved_weights(model_dir)
-    assert path.endswith("ckpt-18") and weights.keys() == uninterrupted.keys()
-    for key in uninterrupted:
-        np.testing.assert_array_equal(weights[key], uninterrupted[key], err_msg=key)
+    assert path.endswith(f"ckpt-{KILL_STEPS}") and weights.keys() == expected.keys()
+    for key in expected:
+        np.testing.assert_array_equal(weights[key], expected[key], err_msg=key)
 
 
 @pytest.mark.slow

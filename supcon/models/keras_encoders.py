@@ -17,9 +17,9 @@ import keras
 
 KERAS_PREFIX = "keras:"
 # Trained, saved, reloaded and exported by the tests (tests/models/test_keras_encoders.py).
-TESTED = ("EfficientNetB0", "MobileNetV2")
-# Built and run forward by the tests (too large to train within the test suite's budget).
-BUILT_IN_TESTS = ("ResNet50V2", "ConvNeXtTiny", "DenseNet121")
+TESTED = ("EfficientNetB0",)
+# Built and run forward by the tests (training each in the suite costs ~40-70 s of its budget).
+BUILT_IN_TESTS = ("MobileNetV2", "ResNet50V2", "ConvNeXtTiny", "DenseNet121")
 
 
 def application_names():
