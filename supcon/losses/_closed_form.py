@@ -146,6 +146,21 @@ class Cosine:
         return tf.matmul(self._vectors, tf.matmul(self._rows, values, transpose_a=True))
 
 
+def _set_self(values, self_column, self_on_diagonal, value):
+    """`values [rows, cols]` with each row's own column set to `value`.
+
+    With `self_on_diagonal` (`self_column` is `0, 1, ..., rows - 1`) the
+    diagonal is overwritten in place (the input's buffer is forwarded when
+    nothing else holds it), O(rows); a scatter at arbitrary columns copies the
+    whole `[rows, cols]` matrix on CPU (measured: it took more time than `exp`).
+    """
+    rows = tf.shape(values)[0]
+    fill = tf.fill([rows], tf.constant(value, values.dtype))
+    if self_on_diagonal:
+        return tf.linalg.set_diag(values, fill)
+    return tf.tensor_scatter_nd_update(values, tf.stack([tf.range(rows), self_column], axis=1), fill)
+
+
 def _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid):
     """The softmax's numerators `exp(z_ij - m_i)`, `m_i` the row's largest kept logit, excluded entries 0.
 
@@ -156,24 +171,15 @@ def _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid
       scaled: float32 `[rows, dim]`, the anchors over tau.
       contrasts: float32 `[cols, dim]`.
       self_column: int32 `[rows]`, each anchor's own column (excluded).
-      self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`.
-        The diagonal is then overwritten in place (the matmul's buffer is
-        forwarded), O(rows); a scatter at arbitrary columns copies the whole
-        `[rows, cols]` matrix on CPU (measured: it took more time than `exp`).
+      self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`
+        (see `_set_self`).
       column_valid: None or bool `[cols]`, false for absent columns.
 
     Returns:
       `(exps [rows, cols], row_max [rows], sums [rows])`. A row with nothing
       kept has `row_max = EXCLUDED` and exps of 1 (finite; it is invalid).
     """
-    rows = tf.shape(scaled)[0]
-    logits = tf.matmul(scaled, contrasts, transpose_b=True)
-    if self_on_diagonal:
-        logits = tf.linalg.set_diag(logits, tf.fill([rows], EXCLUDED))
-    else:
-        logits = tf.tensor_scatter_nd_update(
-            logits, tf.stack([tf.range(rows), self_column], axis=1), tf.fill([rows], EXCLUDED)
-        )
+    logits = _set_self(tf.matmul(scaled, contrasts, transpose_b=True), self_column, self_on_diagonal, EXCLUDED)
     if column_valid is not None:
         logits = tf.where(column_valid[None, :], logits, EXCLUDED)
     row_max = tf.reduce_max(logits, axis=1)
@@ -201,7 +207,7 @@ def factored_block(
         queue slots): out of numerator and denominator.
       is_real: None or bool `[rows]`, false for padding rows (invalid).
       self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`
-        (see `_shifted_exps`).
+        (see `_set_self`).
 
     Returns:
       A `Block`.
@@ -233,34 +239,60 @@ def factored_block(
     return Block(losses, valid, backward)
 
 
-def weighted_block(anchors, contrasts, weights, excluded, *, temperature, summation, denominator):
+def weighted_block(
+    anchors,
+    contrasts,
+    weights,
+    dropped,
+    *,
+    temperature,
+    summation,
+    denominator,
+    self_column,
+    self_on_diagonal=False,
+    binary_weights=False,
+):
     """Any summation and denominator, explicit pair weights (GenSCL, masks, caps, L_in, ...).
+
+    The anchor's own column is excluded by `_set_self` (in place on the
+    diagonal), so no `[rows, cols]` exclusion mask is built for it; excluded
+    entries carry the logit `EXCLUDED` and the weight 0 throughout.
 
     Args:
       anchors: float32 `[rows, dim]`.
       contrasts: float32 `[cols, dim]`.
-      weights: float32 `[rows, cols]`, non-negative, 0 on excluded pairs
-        (binary for SupCon, label similarities for GenSCL).
-      excluded: bool `[rows, cols]`: the anchor itself, dropped positives and
-        absent columns, out of numerator and denominator.
+      weights: float32 `[rows, cols]`, non-negative, 0 on dropped pairs
+        (binary for SupCon, label similarities for GenSCL); whatever it holds
+        in each anchor's own column is ignored.
+      dropped: None or bool `[rows, cols]`: dropped positives and absent
+        columns, out of numerator and denominator (the anchor itself is out
+        by `self_column`).
       temperature: python float.
       summation: "outside" (Eq. 2) or "inside" (Eq. 3).
       denominator: "all", "one_positive" or "only_negatives".
+      self_column: int32 `[rows]`, each anchor's own column.
+      self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`
+        (see `_set_self`).
+      binary_weights: python bool: every weight is 0 or 1 (then L_in needs no
+        `log w`).
 
     Returns:
       A `Block`.
     """
     logits = tf.matmul(anchors * (1.0 / temperature), contrasts, transpose_b=True)
+    logits = _set_self(logits, self_column, self_on_diagonal, EXCLUDED)
+    weights = _set_self(weights, self_column, self_on_diagonal, 0.0)
+    if dropped is not None:
+        logits = tf.where(dropped, EXCLUDED, logits)
     positive = weights > 0.0
-    in_denominator = tf.logical_not(excluded)
-    if denominator != "all":
-        in_denominator = tf.logical_and(in_denominator, tf.logical_not(positive))
-    denominator_softmax, log_denominator = _softmax_and_lse(tf.where(in_denominator, logits, EXCLUDED))
+    in_denominator = logits if denominator == "all" else tf.where(positive, EXCLUDED, logits)
+    denominator_softmax, log_denominator = _softmax_and_lse(in_denominator)
 
     weight_sum = tf.reduce_sum(weights, axis=1)
     valid = weight_sum > 0.0
     if denominator == "only_negatives":
-        valid = tf.logical_and(valid, tf.reduce_any(in_denominator, axis=1))
+        # A row with no negative has only EXCLUDED logits: its log-sum-exp is about EXCLUDED.
+        valid = tf.logical_and(valid, log_denominator > 0.5 * EXCLUDED)
     safe_sum = tf.where(valid, weight_sum, 1.0)
     if denominator == "one_positive":
         # log(e^z / (e^z + S)) = -softplus(log S - z); 0 without negatives (log S ~ EXCLUDED).
@@ -276,8 +308,9 @@ def weighted_block(anchors, contrasts, weights, excluded, *, temperature, summat
         pulls = weights / safe_sum[:, None]
     else:
         # Eq. 3 in log space: -log(sum_p w_p r_p / s) = log s - lse_p(log w_p + log r_p).
-        log_weights = tf.math.log(tf.where(positive, weights, 1.0))
-        pulls, log_mean = _softmax_and_lse(tf.where(positive, log_ratio + log_weights, EXCLUDED))
+        if not binary_weights:
+            log_ratio = log_ratio + tf.math.log(tf.where(positive, weights, 1.0))
+        pulls, log_mean = _softmax_and_lse(tf.where(positive, log_ratio, EXCLUDED))
         losses = tf.math.log(safe_sum) - log_mean
     losses = tf.where(valid, losses, 0.0)
 

@@ -377,6 +377,8 @@ def contrastive_per_sample(
         block_samples, block_views = row_info
         # Column of the anchor itself in the view-major contrast layout (never a key column).
         self_column = block_views * global_batch + block_samples
+        # One replica, one block: anchor row r is contrast column r (same view-major order).
+        self_on_diagonal = is_real is None and num_replicas() == 1
         if column_weights is not None:
             return _closed_form.factored_block(
                 anchor_block,
@@ -386,8 +388,7 @@ def contrastive_per_sample(
                 self_column=self_column,
                 column_valid=column_valid,
                 is_real=is_real,
-                # One replica, one block: anchor row r is contrast column r (same view-major order).
-                self_on_diagonal=is_real is None and num_replicas() == 1,
+                self_on_diagonal=self_on_diagonal,
             )
         pairs = Pairs(
             anchor_samples=block_samples,
@@ -397,10 +398,9 @@ def contrastive_per_sample(
             contrast_views=contrast_views,
             gathered=gathered,
         )
-        is_self = tf.equal(self_column[:, None], tf.range(tf.shape(contrasts)[0])[None, :])
-        # Batch columns first; the keys' part (if any) is handled alongside.
+        # Batch columns first; the keys' part (if any) is handled alongside. The anchor's own
+        # column is set aside by weighted_block.
         weights = pair_weights_fn(pairs)
-        weights = tf.where(is_self[:, : views * global_batch], 0.0, weights)
         batch_drop = key_drop = None
         if keys is not None:
             key_absent = tf.logical_not(
@@ -434,24 +434,24 @@ def contrastive_per_sample(
                 over_cap = key_rank > (positives_cap - kept_views)[:, None]
                 key_drop = tf.logical_or(key_drop, tf.logical_and(key_weights > 0.0, over_cap))
                 key_weights = tf.where(key_drop, 0.0, key_weights)
-        excluded = is_self
         if keys is not None:
             if batch_drop is None:
                 batch_drop = tf.zeros_like(weights, dtype=tf.bool)
             batch_drop = tf.concat([batch_drop, key_drop], axis=1)
             weights = tf.concat([weights, key_weights], axis=1)
-        if batch_drop is not None:
-            excluded = tf.logical_or(excluded, batch_drop)
         if is_real is not None:  # Padding rows of the blocked path: no positives.
             weights = weights * tf.cast(is_real, tf.float32)[:, None]
         return _closed_form.weighted_block(
             anchor_block,
             contrasts,
             weights,
-            excluded,
+            batch_drop,
             temperature=temperature,
             summation=options.summation,
             denominator=options.denominator,
+            self_column=self_column,
+            self_on_diagonal=self_on_diagonal,
+            binary_weights=by_ids,
         )
 
     losses, valid = run_blocks(

@@ -515,3 +515,22 @@ def test_contrast_options_and_keywords_are_one_setting():
         losses.SupConLoss(temprature=0.2)
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.temperature = 0.3
+
+
+@pytest.mark.parametrize("block_size", [None, 2])
+@pytest.mark.parametrize("summation", ["outside", "inside"])
+def test_only_negatives_without_a_negative_contributes_zero(summation, block_size):
+    # Every sample shares one class: no anchor has a negative, so under "only_negatives" none
+    # has a denominator (the official code divides by zero there): each contributes exactly 0,
+    # with a zero gradient. One sample of another class gives every anchor a negative again.
+    features = tf.constant(_unit((4, 2, 3), seed=11), tf.float32)
+    options = dict(denominator="only_negatives", summation=summation, block_size=block_size)
+    with tf.GradientTape() as tape:
+        tape.watch(features)
+        per_sample = losses.supcon_loss(features, [7, 7, 7, 7], **options)
+    np.testing.assert_array_equal(per_sample.numpy(), np.zeros(4, np.float32))
+    np.testing.assert_array_equal(tape.gradient(per_sample, features).numpy(), np.zeros((4, 2, 3), np.float32))
+    mixed = losses.supcon_loss(features, [7, 7, 7, 3], **options).numpy()
+    expected = reference.supcon(features.numpy(), [7, 7, 7, 3], denominator="only_negatives", summation=summation)
+    # Sample 3's only positive is its other view; float32 vs float64 over 8 columns: 1e-5.
+    np.testing.assert_allclose(mixed, expected, rtol=1e-5, atol=1e-6)
