@@ -86,33 +86,48 @@ def _features_backward(grad_logits, anchors, contrasts, valid, temperature):
     return backward
 
 
+# The pair weights of a block of anchors, in the factored form `factored_block` uses:
+#   self_weights       [rows]: w_ii, the anchor's weight to its own column;
+#   other_weight_sums  [rows]: s_i = sum_{j != i} w_ij;
+#   row_sums           [rows, dim]: sum_j w_ij c_j, the anchor's own column included;
+#   column_sums        fn([rows, dim] x -> [cols, dim]): sum_i w_ij x_i, own columns included.
+RowWeights = collections.namedtuple("RowWeights", ["self_weights", "other_weight_sums", "row_sums", "column_sums"])
+
+
 class SameId:
     """Pair weights `w_ij = 1` where column `j`'s id equals the anchor's (SupCon, SimCLR).
+
+    Built once per loss call: the per-id sums of the contrasts are shared by
+    every block of anchors (`rows`), so the blocked path does not recompute
+    them (`O(cols * dim)`) block by block.
 
     Args:
       segments: int32 `[cols]` in `[0, cols)`: the columns' ids, made dense.
       present: float32 `[cols]`, 0 for absent columns (their contrast rows are zero).
-      self_column: int32 `[rows]`, each anchor's own column (it shares the anchor's id).
+      contrasts: float32 `[cols, dim]`, not differentiated through.
     """
 
-    def __init__(self, segments, present, self_column):
+    def __init__(self, segments, present, contrasts):
         self._segments, self._present = segments, present
         self._cols = tf.shape(segments)[0]
-        self._row_segments = tf.gather(segments, self_column)
-        self.self_weights = tf.ones(tf.shape(self_column), tf.float32)
-        # The anchor's class size less itself: an exact count.
-        self.other_weight_sums = tf.gather(
-            tf.math.unsorted_segment_sum(present, segments, self._cols), self._row_segments
-        ) - 1.0
+        self._id_sums = tf.math.unsorted_segment_sum(contrasts, segments, self._cols)
+        self._id_sizes = tf.math.unsorted_segment_sum(present, segments, self._cols)
 
-    def row_sums(self, contrasts):
-        """`[rows, dim]`: `sum_j w_ij c_j`, the anchor's own column included."""
-        return tf.gather(tf.math.unsorted_segment_sum(contrasts, self._segments, self._cols), self._row_segments)
+    def rows(self, self_column):
+        """`RowWeights` of the anchors whose own columns are `self_column` (int32 `[rows]`)."""
+        row_segments = tf.gather(self._segments, self_column)
 
-    def column_sums(self, values):
-        """`[cols, dim]`: `sum_i w_ij x_i` for per-anchor rows `values`, own columns included."""
-        sums = tf.math.unsorted_segment_sum(values, self._row_segments, self._cols)
-        return tf.gather(sums, self._segments) * self._present[:, None]
+        def column_sums(values):
+            sums = tf.math.unsorted_segment_sum(values, row_segments, self._cols)
+            return tf.gather(sums, self._segments) * self._present[:, None]
+
+        return RowWeights(
+            self_weights=tf.ones(tf.shape(self_column), tf.float32),
+            # The anchor's class size less itself: an exact count.
+            other_weight_sums=tf.gather(self._id_sizes, row_segments) - 1.0,
+            row_sums=tf.gather(self._id_sums, row_segments),
+            column_sums=column_sums,
+        )
 
 
 class Cosine:
@@ -123,45 +138,60 @@ class Cosine:
     `classes`: its products with the features are two thin matmuls. (The
     anchor's own term is subtracted from them: an anchor whose weights to the
     other columns sum to `s << 1` gets a relative error of about `ulp / s` in
-    its positive term, against `ulp` for explicit weights.)
+    its positive term, against `ulp` for explicit weights.) Built once per loss
+    call, like `SameId`.
 
     Args:
       vectors: float32 `[cols, classes]`, unit rows (zero for absent columns).
-      self_column: int32 `[rows]`, each anchor's own column.
+      contrasts: float32 `[cols, dim]`, not differentiated through.
     """
 
-    def __init__(self, vectors, self_column):
+    def __init__(self, vectors, contrasts):
         self._vectors = vectors
-        self._rows = tf.gather(vectors, self_column)
-        self.self_weights = tf.reduce_sum(tf.square(self._rows), axis=1)
+        self._vector_sum = tf.reduce_sum(vectors, axis=0)
+        self._weighted_contrasts = tf.matmul(vectors, contrasts, transpose_a=True)  # [classes, dim]
+
+    def rows(self, self_column):
+        """`RowWeights` of the anchors whose own columns are `self_column` (int32 `[rows]`)."""
+        rows = tf.gather(self._vectors, self_column)
         # u_i . (sum_j u_j - u_i): where only the anchor has mass the difference is exactly 0,
         # so an anchor orthogonal to every other column gets exactly no target (invalid).
-        others = tf.reduce_sum(vectors, axis=0)[None, :] - self._rows
-        self.other_weight_sums = tf.reduce_sum(self._rows * others, axis=1)
+        others = self._vector_sum[None, :] - rows
+        return RowWeights(
+            self_weights=tf.reduce_sum(tf.square(rows), axis=1),
+            other_weight_sums=tf.reduce_sum(rows * others, axis=1),
+            row_sums=tf.matmul(rows, self._weighted_contrasts),
+            column_sums=lambda values: tf.matmul(self._vectors, tf.matmul(rows, values, transpose_a=True)),
+        )
 
-    def row_sums(self, contrasts):
-        return tf.matmul(self._rows, tf.matmul(self._vectors, contrasts, transpose_a=True))
 
-    def column_sums(self, values):
-        return tf.matmul(self._vectors, tf.matmul(self._rows, values, transpose_a=True))
-
-
-def _set_self(values, self_column, self_on_diagonal, value):
+def _set_self(values, self_column, self_diagonal, value):
     """`values [rows, cols]` with each row's own column set to `value`.
 
-    With `self_on_diagonal` (`self_column` is `0, 1, ..., rows - 1`) the
-    diagonal is overwritten in place (the input's buffer is forwarded when
-    nothing else holds it), O(rows); a scatter at arbitrary columns copies the
-    whole `[rows, cols]` matrix on CPU (measured: it took more time than `exp`).
+    With `self_diagonal = k` (`self_column` is `k, k + 1, ..., k + rows - 1`)
+    the diagonal `k` is overwritten in place (the input's buffer is forwarded
+    when nothing else holds it), O(rows); a scatter at arbitrary columns
+    copies the whole `[rows, cols]` matrix on CPU (measured: it took more time
+    than `exp`).
+
+    Args:
+      values: `[rows, cols]`.
+      self_column: int32 `[rows]`, each row's own column.
+      self_diagonal: None, or a python int `k` with `self_column[i] = k + i`.
+      value: python float.
+
+    Returns:
+      `values` with the own columns set.
     """
-    rows = tf.shape(values)[0]
+    rows, cols = tf.shape(values)[0], tf.shape(values)[1]
+    if self_diagonal is not None:
+        length = tf.minimum(rows, cols - self_diagonal)
+        return tf.linalg.set_diag(values, tf.fill([length], tf.constant(value, values.dtype)), k=self_diagonal)
     fill = tf.fill([rows], tf.constant(value, values.dtype))
-    if self_on_diagonal:
-        return tf.linalg.set_diag(values, fill)
     return tf.tensor_scatter_nd_update(values, tf.stack([tf.range(rows), self_column], axis=1), fill)
 
 
-def _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid):
+def _shifted_exps(scaled, contrasts, self_column, self_diagonal, column_valid):
     """The softmax's numerators `exp(z_ij - m_i)`, `m_i` the row's largest kept logit, excluded entries 0.
 
     Left unnormalized: the caller scales the `[rows, dim]` side by `1 / sums`
@@ -171,15 +201,15 @@ def _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid
       scaled: float32 `[rows, dim]`, the anchors over tau.
       contrasts: float32 `[cols, dim]`.
       self_column: int32 `[rows]`, each anchor's own column (excluded).
-      self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`
-        (see `_set_self`).
+      self_diagonal: None or the diagonal holding `self_column` (see
+        `_set_self`).
       column_valid: None or bool `[cols]`, false for absent columns.
 
     Returns:
       `(exps [rows, cols], row_max [rows], sums [rows])`. A row with nothing
       kept has `row_max = EXCLUDED` and exps of 1 (finite; it is invalid).
     """
-    logits = _set_self(tf.matmul(scaled, contrasts, transpose_b=True), self_column, self_on_diagonal, EXCLUDED)
+    logits = _set_self(tf.matmul(scaled, contrasts, transpose_b=True), self_column, self_diagonal, EXCLUDED)
     if column_valid is not None:
         logits = tf.where(column_valid[None, :], logits, EXCLUDED)
     row_max = tf.reduce_max(logits, axis=1)
@@ -188,7 +218,7 @@ def _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid
 
 
 def factored_block(
-    anchors, contrasts, weights, *, temperature, self_column, column_valid, is_real, self_on_diagonal=False
+    anchors, contrasts, weights, *, temperature, self_column, column_valid, is_real, self_diagonal=None
 ):
     """L_out with the "all" denominator for low-rank pair weights (`SameId`, `Cosine`).
 
@@ -200,26 +230,27 @@ def factored_block(
     Args:
       anchors: float32 `[rows, dim]`.
       contrasts: float32 `[cols, dim]`; rows of absent columns must be zero.
-      weights: a `SameId` or `Cosine` for these rows.
+      weights: the `RowWeights` of these rows (`SameId.rows`, `Cosine.rows`),
+        built from these `contrasts`.
       temperature: python float.
       self_column: int32 `[rows]`, each anchor's own column (excluded).
       column_valid: None or bool `[cols]`, false for absent columns (empty
         queue slots): out of numerator and denominator.
       is_real: None or bool `[rows]`, false for padding rows (invalid).
-      self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`
-        (see `_set_self`).
+      self_diagonal: None or the diagonal holding `self_column` (see
+        `_set_self`).
 
     Returns:
       A `Block`.
     """
     scaled = anchors * (1.0 / temperature)  # 1/tau scales [rows, dim], not [rows, cols].
     # sum_j w_ij c_j over the other columns, and s_i = sum_j w_ij.
-    positive_sums = weights.row_sums(contrasts) - weights.self_weights[:, None] * anchors
+    positive_sums = weights.row_sums - weights.self_weights[:, None] * anchors
     valid = weights.other_weight_sums > 0.0
     if is_real is not None:
         valid = tf.logical_and(valid, is_real)
     safe_sums = tf.where(valid, weights.other_weight_sums, 1.0)
-    exps, row_max, exp_sums = _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid)
+    exps, row_max, exp_sums = _shifted_exps(scaled, contrasts, self_column, self_diagonal, column_valid)
     positive_logits = tf.reduce_sum(scaled * positive_sums, axis=1)
     log_denominator = row_max + tf.math.log(exp_sums)
     losses = tf.where(valid, log_denominator - positive_logits / safe_sums, 0.0)
@@ -249,7 +280,7 @@ def weighted_block(
     summation,
     denominator,
     self_column,
-    self_on_diagonal=False,
+    self_diagonal=None,
     binary_weights=False,
 ):
     """Any summation and denominator, explicit pair weights (GenSCL, masks, caps, L_in, ...).
@@ -271,8 +302,8 @@ def weighted_block(
       summation: "outside" (Eq. 2) or "inside" (Eq. 3).
       denominator: "all", "one_positive" or "only_negatives".
       self_column: int32 `[rows]`, each anchor's own column.
-      self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`
-        (see `_set_self`).
+      self_diagonal: None or the diagonal holding `self_column` (see
+        `_set_self`).
       binary_weights: python bool: every weight is 0 or 1 (then L_in needs no
         `log w`).
 
@@ -280,8 +311,8 @@ def weighted_block(
       A `Block`.
     """
     logits = tf.matmul(anchors * (1.0 / temperature), contrasts, transpose_b=True)
-    logits = _set_self(logits, self_column, self_on_diagonal, EXCLUDED)
-    weights = _set_self(weights, self_column, self_on_diagonal, 0.0)
+    logits = _set_self(logits, self_column, self_diagonal, EXCLUDED)
+    weights = _set_self(weights, self_column, self_diagonal, 0.0)
     if dropped is not None:
         logits = tf.where(dropped, EXCLUDED, logits)
     positive = weights > 0.0

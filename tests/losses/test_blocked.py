@@ -93,3 +93,21 @@ def test_xla_compiled_values_and_gradients_equal_eager(options, block_size):
         eager = tf.reduce_mean(losses.supcon_loss(x, labels, **options))
     np.testing.assert_allclose(value.numpy(), eager.numpy(), rtol=1e-5)
     np.testing.assert_allclose(grad.numpy(), tape.gradient(eager, x).numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_eager_blocked_call_runs_one_traced_function():
+    # Eagerly, the block loop would run op by op (measured 1.44-1.5x the dense time at 8192x2):
+    # the blocked loss runs as a tf.function, traced once per options and given tensors, and
+    # reused for new values of the same shapes. Values and gradients stay the dense ones.
+    from supcon.losses import _engine  # noqa: PLC0415
+
+    options = dict(temperature=0.123, block_size=3)
+    labels = np.array([0, 1, 0, 2, 1], np.int32)
+    for seed in (1, 2):
+        features = _unit((5, 2, 4), seed=seed)
+        dense_value, dense_grad = _value_and_grad(losses.supcon_loss, features, labels=labels, temperature=0.123)
+        value, grad = _value_and_grad(losses.supcon_loss, features, labels=labels, **options)
+        np.testing.assert_allclose(value, dense_value, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(grad, dense_grad, rtol=1e-4, atol=1e-6)
+    traced = [fn for key, fn in _engine._TRACED_BLOCKED.items() if key[0].temperature == 0.123]
+    assert len(traced) == 1 and traced[0].experimental_get_tracing_count() == 1
