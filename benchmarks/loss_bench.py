@@ -31,12 +31,16 @@ Targets (issue 12; checked here, never in timed tests):
   * blocked at 8192x2 with at most 1/8 of the dense peak memory in all three
     modes, at most 1.3x the dense time.
 
-Timing is the median of `--repeats` steps after one warm-up step (`--statistic min`
-for a machine shared with other work). On a shared machine every figure is noisy.
+Times and ratios come from one process per batch size and mode (per option with
+`--options`) that runs the configurations round-robin, two warm-up steps each, then
+`--repeats` rounds: the median (`--statistic min`: the fastest) of each. Ratios
+taken that way share the machine's state; each configuration also runs alone in
+its own process for its peak memory (its time alone is kept in the JSON as
+"alone"). On a shared machine every figure is noisy, the ratios less.
 
 Usage:
-  python benchmarks/loss_bench.py [--batches 256,1024,4096,8192] [--block_size 512]
-      [--modes eager,graph,xla] [--repeats 5] [--statistic median|min]
+  python benchmarks/loss_bench.py [--batches 256,1024,4096,8192] [--block_size 256]
+      [--modes eager,graph,xla] [--repeats 9] [--statistic median|min]
       [--options] [--options_batch 1024] [--output benchmarks/results/loss_bench.json]
   python benchmarks/loss_bench.py --batches 1024 --options       # every option, 1024x2
 """
@@ -102,16 +106,13 @@ def _loss_fn(losses, option, block_size, rng, batch):
     return lambda x: losses.supcon_loss(x, labels, block_size=block_size, **settings)
 
 
-def _measure(kind, batch, block_size, mode, repeats, option):
-    """Runs one configuration in this process; returns a dict of figures."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _build_step(kind, batch, block_size, mode, option):
+    """`(step, argument)`: one forward+backward of a configuration, as its mode runs it."""
     import numpy as np
     import tensorflow as tf
 
     import supcon.losses as losses
 
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    device = "GPU:0" if gpu else "CPU:0"
     rng = np.random.default_rng(0)
     features = rng.normal(size=(batch, VIEWS, DIM)).astype(np.float32)
     features /= np.linalg.norm(features, axis=-1, keepdims=True)
@@ -148,7 +149,19 @@ def _measure(kind, batch, block_size, mode, repeats, option):
 
     if mode != "eager":
         step = tf.function(step, jit_compile=mode == "xla")
+    return step, argument
+
+
+def _measure(kind, batch, block_size, mode, repeats, option):
+    """Runs one configuration in this process; returns a dict of figures (its peak memory is its own)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+    import tensorflow as tf
+
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    device = "GPU:0" if gpu else "CPU:0"
     baseline = _peak_rss_mb()
+    step, argument = _build_step(kind, batch, block_size, mode, option)
     step(argument).numpy()  # trace + warm-up
     times = []
     for _ in range(repeats):
@@ -162,7 +175,7 @@ def _measure(kind, batch, block_size, mode, repeats, option):
         "kind": kind,
         "option": option,
         "batch": batch,
-        "rows": rows,
+        "rows": batch * VIEWS,
         "block_size": block_size if kind == "blocked" else None,
         "mode": mode,
         "seconds": float(np.median(times)),
@@ -173,6 +186,35 @@ def _measure(kind, batch, block_size, mode, repeats, option):
     }
 
 
+def _measure_interleaved(configs, repeats):
+    """Times several configurations in one process, round-robin: their ratios share the machine's state.
+
+    Each configuration runs two warm-up steps, then one step per round for
+    `repeats` rounds (a step of each configuration per round), so a slow
+    spell of a shared machine slows them all alike.
+
+    Returns:
+      `{name: {"seconds": median, "min_seconds": min}}` for `configs` given as
+      `[name, kind, batch, block_size, mode, option]` lists.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+
+    steps = {}
+    for name, kind, batch, block_size, mode, option in configs:
+        step, argument = _build_step(kind, batch, block_size, mode, option)
+        for _ in range(2):
+            step(argument).numpy()
+        steps[name] = (step, argument)
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, (step, argument) in steps.items():
+            start = time.perf_counter()
+            step(argument).numpy()
+            times[name].append(time.perf_counter() - start)
+    return {name: {"seconds": float(np.median(t)), "min_seconds": float(np.min(t))} for name, t in times.items()}
+
+
 def _run_subprocess(kind, batch, block_size, mode, repeats, option="supcon"):
     command = [sys.executable, __file__, "--_one", f"{kind},{batch},{block_size},{mode},{repeats},{option}"]
     result = subprocess.run(command, capture_output=True, text=True)
@@ -180,6 +222,16 @@ def _run_subprocess(kind, batch, block_size, mode, repeats, option="supcon"):
         tail = (result.stderr or "").strip().splitlines()[-3:]
         return {"kind": kind, "batch": batch, "mode": mode, "option": option,
                 "error": " | ".join(tail) or f"exit {result.returncode}"}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _run_interleaved(configs, repeats):
+    """`_measure_interleaved` in a fresh process; `{}` (and a printed reason) if it fails."""
+    command = [sys.executable, __file__, "--_interleaved", json.dumps({"configs": configs, "repeats": repeats})]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        print("  interleaved timing failed: " + " | ".join((result.stderr or "").strip().splitlines()[-3:]))
+        return {}
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -196,6 +248,14 @@ def _table(mode, args):
             kind: _run_subprocess(kind, batch, args.block_size, mode, args.repeats)
             for kind in ("matmul", "dense", "blocked")
         }
+        # Ratios from one process timing the three round-robin (the per-process times above
+        # come from different moments of a shared machine); each keeps its own peak memory.
+        shared = _run_interleaved(
+            [[kind, kind, batch, args.block_size, mode, "supcon"] for kind in results], args.repeats
+        )
+        for kind, result in results.items():
+            result["alone"] = {field: result.get(field) for field in ("seconds", "min_seconds")}
+            result.update(shared.get(kind, {}))
         for kind, result in results.items():
             rows.append(result)
             if "error" in result:
@@ -235,7 +295,13 @@ def _options_table(mode, args):
         if "error" in result:
             print(f"{option:>15}  failed: {result['error']}")
             continue
-        _ratios(result, own_bounds.get(option, bound), {}, args.statistic)
+        # The ratio from one process timing the option and its bound round-robin.
+        bound_option = option if option in own_bounds else "supcon"
+        shared = _run_interleaved([["bound", "matmul", batch, args.block_size, mode, bound_option],
+                                   ["loss", "dense", batch, args.block_size, mode, option]], args.repeats)
+        result["alone"] = {field: result.get(field) for field in ("seconds", "min_seconds")}
+        result.update(shared.get("loss", {}))
+        _ratios(result, shared.get("bound", own_bounds.get(option, bound)), {}, args.statistic)
         print(f"{option:>15} {result[args.statistic]:>9.4f} {result['peak_mb']:>9.1f} "
               f"{_fmt(result.get('ratio_to_matmul'), '>9.2f')}", flush=True)
     return rows
@@ -259,10 +325,11 @@ def _targets(rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", default="256,1024,4096,8192")
-    # 512: at 8192x2 the blocked path's working set is two [block, N] buffers plus ~130 MB of
-    # [N, D] tensors; with 1024 rows that measured 0.126 of the dense peak (graph), with 512 0.085.
-    parser.add_argument("--block_size", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=5)
+    # 256: at 8192x2 the dense path keeps one [N, N] buffer (~1,080 MB); the blocked path's
+    # working set is a few [block, N] buffers plus ~100 MB of [N, D] tensors. With blocks of 512 it
+    # measured 0.155 of the dense peak as a graph (target 1/8), with 256 0.096 (XLA 0.118).
+    parser.add_argument("--block_size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--statistic", choices=("median", "min"), default="median")
     parser.add_argument("--modes", default=",".join(MODES),
                         help="eager (GradientTape), graph (tf.function) and/or xla (tf.function(jit_compile=True))")
@@ -271,9 +338,14 @@ def main():
     parser.add_argument("--options_batch", type=int, default=1024)
     parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "loss_bench.json"))
     parser.add_argument("--_one", help=argparse.SUPPRESS)
+    parser.add_argument("--_interleaved", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.statistic = {"median": "seconds", "min": "min_seconds"}[args.statistic]
 
+    if args._interleaved:
+        request = json.loads(args._interleaved)
+        print(json.dumps(_measure_interleaved(request["configs"], request["repeats"])))
+        return
     if args._one:
         kind, batch, block_size, mode, repeats, option = args._one.split(",")
         print(json.dumps(_measure(kind, int(batch), int(block_size), mode, int(repeats), option)))

@@ -103,7 +103,8 @@ class SameId:
 
     Args:
       segments: int32 `[cols]` in `[0, cols)`: the columns' ids, made dense.
-      present: float32 `[cols]`, 0 for absent columns (their contrast rows are zero).
+      present: None (every column present) or float32 `[cols]`, 0 for absent
+        columns (their contrast rows are zero).
       contrasts: float32 `[cols, dim]`, not differentiated through.
     """
 
@@ -111,15 +112,16 @@ class SameId:
         self._segments, self._present = segments, present
         self._cols = tf.shape(segments)[0]
         self._id_sums = tf.math.unsorted_segment_sum(contrasts, segments, self._cols)
-        self._id_sizes = tf.math.unsorted_segment_sum(present, segments, self._cols)
+        ones = tf.ones([self._cols]) if present is None else present
+        self._id_sizes = tf.math.unsorted_segment_sum(ones, segments, self._cols)
 
     def rows(self, self_column):
         """`RowWeights` of the anchors whose own columns are `self_column` (int32 `[rows]`)."""
         row_segments = tf.gather(self._segments, self_column)
 
         def column_sums(values):
-            sums = tf.math.unsorted_segment_sum(values, row_segments, self._cols)
-            return tf.gather(sums, self._segments) * self._present[:, None]
+            sums = tf.gather(tf.math.unsorted_segment_sum(values, row_segments, self._cols), self._segments)
+            return sums if self._present is None else sums * self._present[:, None]
 
         return RowWeights(
             self_weights=tf.ones(tf.shape(self_column), tf.float32),
@@ -263,8 +265,11 @@ def factored_block(
         # (*) with v = w / s: the softmax part by matmul, the weights' part by their factors.
         grad_anchors = push * tf.matmul(exps, contrasts) - pull * positive_sums
         pulled = pull * anchors
-        own = tf.scatter_nd(self_column[:, None], weights.self_weights[:, None] * pulled, tf.shape(contrasts))
-        grad_contrasts = tf.matmul(exps, push * anchors, transpose_a=True) - weights.column_sums(pulled) + own
+        grad_contrasts = tf.matmul(exps, push * anchors, transpose_a=True) - weights.column_sums(pulled)
+        # The own columns' share, added in place (no second [cols, dim] buffer).
+        grad_contrasts = tf.tensor_scatter_nd_add(
+            grad_contrasts, self_column[:, None], weights.self_weights[:, None] * pulled
+        )
         return grad_anchors, grad_contrasts
 
     return Block(losses, valid, backward)

@@ -355,6 +355,7 @@ def contrastive_per_sample(
     temperature = options.temperature
 
     contrasts = tf.reshape(tf.transpose(global_features, [1, 0, 2]), [-1, dim])
+    batch_contrasts = contrasts
     contrast_samples = tf.tile(tf.range(global_batch), [views])
     contrast_views = tf.repeat(tf.range(views), global_batch)
     if keys is not None:
@@ -364,8 +365,12 @@ def contrastive_per_sample(
         contrasts = tf.concat([contrasts, keys], axis=0)
 
     anchor_views_count = views if options.contrast_mode == "all" else 1
-    anchor_features = features[:, :anchor_views_count] if options.contrast_mode == "one" else features
-    anchors = tf.reshape(tf.transpose(anchor_features, [1, 0, 2]), [-1, dim])
+    if num_replicas() == 1:
+        # One replica: the anchors are the batch's first contrast rows (no second transposed copy).
+        anchors = batch_contrasts[: anchor_views_count * local_batch]
+    else:
+        anchor_features = features[:, :anchor_views_count]
+        anchors = tf.reshape(tf.transpose(anchor_features, [1, 0, 2]), [-1, dim])
     anchor_samples = offset + tf.tile(tf.range(local_batch), [anchor_views_count])
     anchor_views = tf.repeat(tf.range(anchor_views_count), local_batch)
 
@@ -401,7 +406,7 @@ def contrastive_per_sample(
 
         if factored:
             column_ids = tf.tile(sample_ids, [views])
-            present = tf.ones([views * global_batch])
+            present = None
             if keys is not None:
                 column_ids = tf.concat([column_ids, key_labels], axis=0)
                 present = tf.cast(column_valid, tf.float32)
