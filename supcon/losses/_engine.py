@@ -340,7 +340,12 @@ def contrastive_per_sample(
       invalid anchors counting 0) and bool `[local_batch]` (the sample has at
       least one valid anchor view).
     """
-    if options.block_size is not None and pair_weights_fn is None and tf.executing_eagerly():
+    if (
+        options.block_size is not None
+        and pair_weights_fn is None
+        and tf.executing_eagerly()
+        and num_replicas() == 1  # Not in an eager replica thread: one function, one replica.
+    ):
         return _traced_blocked_loss(
             features, options, labels=labels, label_vectors=label_vectors, keys=keys, key_valid=key_valid,
             key_labels=key_labels, key_vectors=key_vectors,
