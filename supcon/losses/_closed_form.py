@@ -167,33 +167,21 @@ class Cosine:
         )
 
 
-def _set_self(values, self_column, self_diagonal, value):
-    """`values [rows, cols]` with each row's own column set to `value`.
+def _set_self(values, self_column, self_on_diagonal, value):
+    """`values [rows, cols]` (`rows <= cols`) with each row's own column set to `value`.
 
-    With `self_diagonal = k` (`self_column` is `k, k + 1, ..., k + rows - 1`)
-    the diagonal `k` is overwritten in place (the input's buffer is forwarded
-    when nothing else holds it), O(rows); a scatter at arbitrary columns
-    copies the whole `[rows, cols]` matrix on CPU (measured: it took more time
-    than `exp`).
-
-    Args:
-      values: `[rows, cols]`.
-      self_column: int32 `[rows]`, each row's own column.
-      self_diagonal: None, or a python int `k` with `self_column[i] = k + i`.
-      value: python float.
-
-    Returns:
-      `values` with the own columns set.
+    With `self_on_diagonal` (`self_column` is `0, 1, ..., rows - 1`) the
+    diagonal is overwritten in place (the input's buffer is forwarded when
+    nothing else holds it), O(rows); a scatter at arbitrary columns copies the
+    whole `[rows, cols]` matrix on CPU (measured: it took more time than `exp`).
     """
-    rows, cols = tf.shape(values)[0], tf.shape(values)[1]
-    if self_diagonal is not None:
-        length = tf.minimum(rows, cols - self_diagonal)
-        return tf.linalg.set_diag(values, tf.fill([length], tf.constant(value, values.dtype)), k=self_diagonal)
-    fill = tf.fill([rows], tf.constant(value, values.dtype))
-    return tf.tensor_scatter_nd_update(values, tf.stack([tf.range(rows), self_column], axis=1), fill)
+    fill = tf.fill(tf.shape(self_column), tf.constant(value, values.dtype))
+    if self_on_diagonal:
+        return tf.linalg.set_diag(values, fill)
+    return tf.tensor_scatter_nd_update(values, tf.stack([tf.range(tf.shape(values)[0]), self_column], axis=1), fill)
 
 
-def _shifted_exps(scaled, contrasts, self_column, self_diagonal, column_valid):
+def _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid):
     """The softmax's numerators `exp(z_ij - m_i)`, `m_i` the row's largest kept logit, excluded entries 0.
 
     Left unnormalized: the caller scales the `[rows, dim]` side by `1 / sums`
@@ -203,15 +191,15 @@ def _shifted_exps(scaled, contrasts, self_column, self_diagonal, column_valid):
       scaled: float32 `[rows, dim]`, the anchors over tau.
       contrasts: float32 `[cols, dim]`.
       self_column: int32 `[rows]`, each anchor's own column (excluded).
-      self_diagonal: None or the diagonal holding `self_column` (see
-        `_set_self`).
+      self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`
+        (see `_set_self`).
       column_valid: None or bool `[cols]`, false for absent columns.
 
     Returns:
       `(exps [rows, cols], row_max [rows], sums [rows])`. A row with nothing
       kept has `row_max = EXCLUDED` and exps of 1 (finite; it is invalid).
     """
-    logits = _set_self(tf.matmul(scaled, contrasts, transpose_b=True), self_column, self_diagonal, EXCLUDED)
+    logits = _set_self(tf.matmul(scaled, contrasts, transpose_b=True), self_column, self_on_diagonal, EXCLUDED)
     if column_valid is not None:
         logits = tf.where(column_valid[None, :], logits, EXCLUDED)
     row_max = tf.reduce_max(logits, axis=1)
@@ -220,7 +208,7 @@ def _shifted_exps(scaled, contrasts, self_column, self_diagonal, column_valid):
 
 
 def factored_block(
-    anchors, contrasts, weights, *, temperature, self_column, column_valid, is_real, self_diagonal=None
+    anchors, contrasts, weights, *, temperature, self_column, column_valid, is_real, self_on_diagonal=False
 ):
     """L_out with the "all" denominator for low-rank pair weights (`SameId`, `Cosine`).
 
@@ -239,8 +227,8 @@ def factored_block(
       column_valid: None or bool `[cols]`, false for absent columns (empty
         queue slots): out of numerator and denominator.
       is_real: None or bool `[rows]`, false for padding rows (invalid).
-      self_diagonal: None or the diagonal holding `self_column` (see
-        `_set_self`).
+      self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`
+        (see `_set_self`).
 
     Returns:
       A `Block`.
@@ -252,7 +240,7 @@ def factored_block(
     if is_real is not None:
         valid = tf.logical_and(valid, is_real)
     safe_sums = tf.where(valid, weights.other_weight_sums, 1.0)
-    exps, row_max, exp_sums = _shifted_exps(scaled, contrasts, self_column, self_diagonal, column_valid)
+    exps, row_max, exp_sums = _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid)
     positive_logits = tf.reduce_sum(scaled * positive_sums, axis=1)
     log_denominator = row_max + tf.math.log(exp_sums)
     losses = tf.where(valid, log_denominator - positive_logits / safe_sums, 0.0)
@@ -285,7 +273,7 @@ def weighted_block(
     summation,
     denominator,
     self_column,
-    self_diagonal=None,
+    self_on_diagonal=False,
     binary_weights=False,
 ):
     """Any summation and denominator, explicit pair weights (GenSCL, masks, caps, L_in, ...).
@@ -307,8 +295,8 @@ def weighted_block(
       summation: "outside" (Eq. 2) or "inside" (Eq. 3).
       denominator: "all", "one_positive" or "only_negatives".
       self_column: int32 `[rows]`, each anchor's own column.
-      self_diagonal: None or the diagonal holding `self_column` (see
-        `_set_self`).
+      self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`
+        (see `_set_self`).
       binary_weights: python bool: every weight is 0 or 1 (then L_in needs no
         `log w`).
 
@@ -316,8 +304,8 @@ def weighted_block(
       A `Block`.
     """
     logits = tf.matmul(anchors * (1.0 / temperature), contrasts, transpose_b=True)
-    logits = _set_self(logits, self_column, self_diagonal, EXCLUDED)
-    weights = _set_self(weights, self_column, self_diagonal, 0.0)
+    logits = _set_self(logits, self_column, self_on_diagonal, EXCLUDED)
+    weights = _set_self(weights, self_column, self_on_diagonal, 0.0)
     if dropped is not None:
         logits = tf.where(dropped, EXCLUDED, logits)
     positive = weights > 0.0

@@ -424,9 +424,9 @@ def contrastive_per_sample(
         # Column of the anchor itself in the view-major contrast layout (never a key column).
         self_column = block_views * global_batch + block_samples
         # One replica, dense: anchor row r is contrast column r (same view-major order), so the
-        # own columns are diagonal 0. (A block's is diagonal `start`, but a graph loop's index is
-        # not a constant, and XLA needs one: blocks take the scatter.)
-        self_diagonal = 0 if is_real is None and num_replicas() == 1 else None
+        # own columns are the diagonal. (A block's are diagonal `start`, but a graph loop's index
+        # is not a constant, and XLA needs one: blocks take the scatter.)
+        self_on_diagonal = is_real is None and num_replicas() == 1
         if column_weights is not None:
             return _closed_form.factored_block(
                 anchor_block,
@@ -436,7 +436,7 @@ def contrastive_per_sample(
                 self_column=self_column,
                 column_valid=column_valid,
                 is_real=is_real,
-                self_diagonal=self_diagonal,
+                self_on_diagonal=self_on_diagonal,
             )
         pairs = Pairs(
             anchor_samples=block_samples,
@@ -498,7 +498,7 @@ def contrastive_per_sample(
             summation=options.summation,
             denominator=options.denominator,
             self_column=self_column,
-            self_diagonal=self_diagonal,
+            self_on_diagonal=self_on_diagonal,
             binary_weights=by_ids,
         )
 
