@@ -188,6 +188,25 @@ def test_rand_augment_zero_ops_is_identity_and_validates():
         data.rand_augment(image, tf.constant([1, 2]), num_ops=-1)
 
 
+def _np_gaussian_blur(image, sigma, size):
+    """Float64 NumPy separable blur with reflected borders (SimCLR's kernel, sigma in pixels)."""
+    x = np.arange(size) - size // 2
+    kernel = np.exp(-0.5 * (x / sigma) ** 2)
+    kernel /= kernel.sum()
+    radius = size // 2
+    padded = np.pad(image.astype(np.float64), [(radius, radius), (radius, radius), (0, 0)],
+                    mode="reflect")
+    height, width = image.shape[:2]
+    rows = sum(k * padded[i:i + height] for i, k in enumerate(kernel))
+    return sum(k * rows[:, i:i + width] for i, k in enumerate(kernel))
+
+
+# Blurred values are convex combinations of 0..255 pixels: float32 sums of 23 such terms in
+# any order agree to a few ulps of 255 (~1e-5 each); 1e-3 leaves a margin for FMA
+# contraction under XLA and still fails for a wrong tap or border by orders of magnitude.
+_BLUR_ATOL = 1e-3
+
+
 def test_gaussian_blur_matches_numpy_reference():
     from supcon.data.augment import gaussian_blur
 
@@ -204,6 +223,23 @@ def test_gaussian_blur_matches_numpy_reference():
     constant = np.full((9, 9, 3), 77.0, np.float32)  # Reflect padding keeps borders flat.
     np.testing.assert_allclose(gaussian_blur(tf.constant(constant), 2.0, 7).numpy(), constant,
                                rtol=1e-5)
+
+
+@pytest.mark.parametrize("size, kernel_size", [(24, 3), (40, 23)])
+def test_gaussian_blur_one_image_and_batch_match_the_reference(size, kernel_size):
+    # One image runs compiled shifted sums, a batch a depthwise convolution (each image
+    # its own sigma): both are the reference blur, borders included.
+    from supcon.data.augment import gaussian_blur
+
+    images = np.stack([_image(size, size, seed=i) for i in range(3)]).astype(np.float32)
+    sigmas = np.array([0.1, 1.0, 2.0], np.float32)
+    batch = gaussian_blur(tf.constant(images), tf.constant(sigmas), kernel_size).numpy()
+    for index, (image, sigma) in enumerate(zip(images, sigmas)):
+        expected = _np_gaussian_blur(image, float(sigma), kernel_size)
+        one = gaussian_blur(tf.constant(image), tf.constant(sigma), kernel_size).numpy()
+        np.testing.assert_allclose(one, expected, rtol=0, atol=_BLUR_ATOL)
+        np.testing.assert_allclose(batch[index], expected, rtol=0, atol=_BLUR_ATOL)
+    assert np.abs(batch[2] - images[2]).max() > 10.0  # The blur is not the identity here.
 
 
 # --- Colour jitter against NumPy transcriptions of torchvision's formulas --------------
