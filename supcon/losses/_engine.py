@@ -221,6 +221,83 @@ def dense_ids(ids):
     return tf.scatter_nd(order[:, None], ranks, tf.shape(ids))
 
 
+def rank_among_equal(ids):
+    """int32 `[n]`: how many earlier entries (by index) have the same id as each entry.
+
+    `O(n log n)` by a stable sort: entry `i` is at position `p` of its id's run in the sorted
+    order, and `p - start of the run` counts the equal ids before it.
+    """
+    n = tf.shape(ids)[0]
+    order = tf.argsort(ids, stable=True)
+    sorted_ids = tf.gather(ids, order)
+    starts = tf.concat([tf.ones([1], tf.bool), tf.not_equal(sorted_ids[1:], sorted_ids[:-1])], axis=0)
+    run = tf.cumsum(tf.cast(starts, tf.int32)) - 1
+    positions = tf.range(n)
+    run_starts = tf.math.unsorted_segment_min(positions, run, n)
+    return tf.scatter_nd(order[:, None], positions - tf.gather(run_starts, run), [n])
+
+
+class _CappedIdWeights:
+    """The positives cap for positives given by ids, from per-sample ranks (no row-wise scans).
+
+    The cap keeps the first `positives_cap // views` other positive samples of an anchor by
+    global index, every view of each (see `contrastive_per_sample`). With ids, sample `j`'s
+    place among anchor `i`'s other positives is its rank among the samples of its id
+    (`rank_among_equal`), less one when it follows `i`: so `j` is kept iff that rank is at
+    most `limit` for an anchor ranked below `limit`, below `limit` for the others. The
+    ranks cost `O(batch log batch)` once per call; a block of anchors then needs a few
+    elementwise `[rows, cols]` comparisons (the explicit-mask cap ranks each row with a
+    cumulative sum, `[rows, batch]` per block). Keys (single views) fill what the samples
+    left of the cap, `positives_cap - views * kept samples`, in slot order: by their rank
+    among the present keys of their id.
+
+    Args:
+      sample_ids: int32 `[global_batch]`.
+      views: int scalar.
+      positives_cap: python int.
+      contrast_samples: int32 `[views * global_batch]`, each batch column's sample.
+      keys: None, or `(key_labels int32 [keys], key_valid bool [keys])`.
+    """
+
+    def __init__(self, sample_ids, views, positives_cap, contrast_samples, keys):
+        self._sample_ids, self._contrast_samples = sample_ids, contrast_samples
+        self._views, self._cap, self._limit = views, positives_cap, positives_cap // views
+        self._column_ids = tf.gather(sample_ids, contrast_samples)
+        self._sample_rank = rank_among_equal(sample_ids)
+        self._column_rank = tf.gather(self._sample_rank, contrast_samples)
+        self._keys = keys
+        if keys is not None:
+            key_labels, key_valid = keys
+            # Absent slots share an id no present key has (int64: no overflow), so they do not rank.
+            wide = tf.cast(key_labels, tf.int64)
+            self._key_rank = rank_among_equal(tf.where(key_valid, wide, tf.reduce_min(wide) - 1))
+            segments = dense_ids(sample_ids)
+            sizes = tf.math.unsorted_segment_sum(tf.ones_like(segments), segments, tf.shape(segments)[0])
+            self._others = tf.gather(sizes, segments) - 1  # Each sample's other positive samples.
+
+    def __call__(self, anchor_samples):
+        """`(weights float32 [rows, cols], dropped bool [rows, cols])` of these anchors' rows."""
+        anchor_ids = tf.gather(self._sample_ids, anchor_samples)
+        same = tf.equal(anchor_ids[:, None], self._column_ids[None, :])
+        anchor_rank = tf.gather(self._sample_rank, anchor_samples)
+        threshold = tf.where(anchor_rank < self._limit, self._limit, self._limit - 1)
+        dropped = tf.logical_and(
+            tf.logical_and(same, self._column_rank[None, :] > threshold[:, None]),
+            tf.not_equal(self._contrast_samples[None, :], anchor_samples[:, None]),
+        )
+        weights = tf.cast(tf.logical_and(same, tf.logical_not(dropped)), tf.float32)
+        if self._keys is None:
+            return weights, dropped
+        key_labels, key_valid = self._keys
+        kept_samples = tf.minimum(self._limit, tf.gather(self._others, anchor_samples))
+        budget = self._cap - self._views * kept_samples
+        key_same = tf.logical_and(tf.equal(anchor_ids[:, None], key_labels[None, :]), key_valid[None, :])
+        over_cap = self._key_rank[None, :] >= budget[:, None]
+        key_dropped = tf.logical_or(tf.logical_not(key_valid)[None, :], tf.logical_and(key_same, over_cap))
+        key_weights = tf.cast(tf.logical_and(key_same, tf.logical_not(over_cap)), tf.float32)
+        return tf.concat([weights, key_weights], axis=1), tf.concat([dropped, key_dropped], axis=1)
+
+
 def pair_similarity_sums(features, ids):
     """Sums and counts of `z_i . z_j` over same-id and different-id pairs, without the `[n, n]` matrix.
 
@@ -405,6 +482,12 @@ def contrastive_per_sample(
             anchor_ids = tf.gather(sample_ids, pairs.anchor_samples)
             return tf.cast(tf.equal(anchor_ids[:, None], tf.gather(sample_ids, pairs.contrast_samples)[None, :]), tf.float32)
 
+        if options.positives_cap is not None:
+            capped_id_weights = _CappedIdWeights(
+                sample_ids, views, options.positives_cap, contrast_samples,
+                None if keys is None else (key_labels, key_valid),
+            )
+
         def key_weights_fn(pairs):
             anchor_ids = tf.gather(sample_ids, pairs.anchor_samples)
             return tf.cast(tf.equal(anchor_ids[:, None], key_labels[None, :]), tf.float32)
@@ -438,6 +521,26 @@ def contrastive_per_sample(
                 is_real=is_real,
                 self_on_diagonal=self_on_diagonal,
             )
+
+        def weighted(weights, dropped):
+            if is_real is not None:  # Padding rows of the blocked path: no positives.
+                weights = weights * tf.cast(is_real, tf.float32)[:, None]
+            return _closed_form.weighted_block(
+                anchor_block,
+                contrasts,
+                weights,
+                dropped,
+                temperature=temperature,
+                summation=options.summation,
+                denominator=options.denominator,
+                self_column=self_column,
+                self_on_diagonal=self_on_diagonal,
+                binary_weights=by_ids,
+            )
+
+        positives_cap = options.positives_cap
+        if by_ids and positives_cap is not None:
+            return weighted(*capped_id_weights(block_samples))
         pairs = Pairs(
             anchor_samples=block_samples,
             anchor_local=block_samples - offset,
@@ -456,7 +559,6 @@ def contrastive_per_sample(
             )
             key_weights = tf.where(key_absent, 0.0, key_weights_fn(pairs))
             key_drop = key_absent
-        positives_cap = options.positives_cap
         if positives_cap is not None:
             # As the official code counts it (google-research supcon/losses.py,
             # `_cap_positives_mask`): the cap keeps whole samples, the first
@@ -487,20 +589,7 @@ def contrastive_per_sample(
                 batch_drop = tf.zeros_like(weights, dtype=tf.bool)
             batch_drop = tf.concat([batch_drop, key_drop], axis=1)
             weights = tf.concat([weights, key_weights], axis=1)
-        if is_real is not None:  # Padding rows of the blocked path: no positives.
-            weights = weights * tf.cast(is_real, tf.float32)[:, None]
-        return _closed_form.weighted_block(
-            anchor_block,
-            contrasts,
-            weights,
-            batch_drop,
-            temperature=temperature,
-            summation=options.summation,
-            denominator=options.denominator,
-            self_column=self_column,
-            self_on_diagonal=self_on_diagonal,
-            binary_weights=by_ids,
-        )
+        return weighted(weights, batch_drop)
 
     losses, valid = run_blocks(
         block_fn, anchors, contrasts, (anchor_samples, anchor_views), options.block_size
