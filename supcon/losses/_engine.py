@@ -448,8 +448,9 @@ def contrastive_per_sample(
 
     anchor_views_count = views if options.contrast_mode == "all" else 1
     if num_replicas() == 1:
-        # One replica: the anchors are the batch's first contrast rows (no second transposed copy).
-        anchors = batch_contrasts[: anchor_views_count * local_batch]
+        # One replica: the anchors are the batch's first contrast rows (no second transposed copy),
+        # all of them with contrast_mode="all" (no slice, whose gradient would be a padded copy).
+        anchors = batch_contrasts if options.contrast_mode == "all" else batch_contrasts[:local_batch]
     else:
         anchor_features = features[:, :anchor_views_count]
         anchors = tf.reshape(tf.transpose(anchor_features, [1, 0, 2]), [-1, dim])
