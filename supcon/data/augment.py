@@ -341,15 +341,16 @@ def _color_jitter(image, factors, order, static_shapes=False):
 
 
 # The host pipeline's per-image colour stages, compiled with XLA. Measured at 224 px on this
-# project's 2-core CPU (one image, `tf.function`): the colour jitter 1.09 ms compiled against
-# 3.8 ms as TensorFlow ops (its dozen elementwise passes and the hue's HSV round trip fuse into
-# a few loops), in a `tf.data` map too; the blur below 0.8-1.0 ms against 1.45 ms. Together
+# project's 2-core CPU (one image, `tf.function`): the colour jitter 0.9-1.1 ms compiled against
+# 3.7-3.8 ms as TensorFlow ops (its dozen elementwise passes and the hue's HSV round trip fuse
+# into a few loops), in a `tf.data` map too; the blur below 1.1-1.2 ms against 1.45-1.7 ms. Together
 # they were most of the host's SimAugment. The values are the same arithmetic; XLA may fuse
 # multiply-adds and the blur sums its taps in another order, so they differ from the
 # uncompiled ops by float32 rounding (the tests compare both forms with the NumPy references
 # at one tolerance). A view is still a function of its seed and image: the same compiled
-# computation on the same machine. Batches (`--augment_on=device`) keep the TensorFlow ops:
-# they run inside the training step, compiled or not as the step is.
+# computation on the same machine. Each image size compiles once per process (measured ~1 s
+# at 16-32 px, ~5 s for the jitter at 224 px). Batches (`--augment_on=device`) keep the
+# TensorFlow ops: they run inside the training step, compiled or not as the step is.
 _compiled_color_jitter = tf.function(_color_jitter, jit_compile=True)
 
 
@@ -365,9 +366,9 @@ def _gaussian_taps(sigma, kernel_size):
 def _blur_one_image(image, sigma, kernel_size):
     """`gaussian_blur` of one `[H, W, C]` image: sums of shifted slices, compiled with XLA.
 
-    The kernel is symmetric, so each pass is `w_0 x + sum_d w_d (x[+d] + x[-d])`; XLA fuses
-    the reflecting pad and the sums into one loop per pass (its CPU depthwise convolution
-    measured 17x slower than TensorFlow's, so the batched path convolves instead).
+    The kernel is symmetric, so each pass is `w_0 x + sum_d w_d (x[+d] + x[-d])`, elementwise
+    work XLA fuses. (XLA's CPU depthwise convolution, the batched path's op, measured 17x
+    slower than TensorFlow's: compiling `gaussian_blur`'s batched form was no option here.)
     """
     radius = kernel_size // 2
     taps = _gaussian_taps(sigma, kernel_size)[0]
