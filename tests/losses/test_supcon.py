@@ -84,6 +84,32 @@ def test_explicit_mask_matches_reference_and_labels():
     )
 
 
+@pytest.mark.parametrize("views", [1, 2])
+def test_explicit_mask_with_positives_cap_matches_reference(views):
+    # An explicit mask takes the cap's row-by-row path (labels take per-sample ranks):
+    # a label mask gives the labels' losses, and a mask that is no equivalence (not
+    # symmetric, some rows with many positives) the reference's.
+    features = _unit((6, views, 5), seed=50 + views)
+    labels = [0, 1, 0, 0, 1, 0]
+    label_mask = (np.array(labels)[:, None] == np.array(labels)[None, :]).astype(np.float32)
+    odd_mask = np.array([[1, 1, 0, 1, 1, 0], [0, 1, 1, 1, 0, 1], [1, 1, 1, 0, 1, 1],
+                         [0, 0, 1, 0, 1, 1], [1, 0, 0, 1, 1, 0], [1, 1, 1, 1, 1, 1]], np.float32)
+    for summation, denominator, cap in itertools.product(
+        ["outside", "inside"], ["all", "one_positive", "only_negatives"], [0, views, 2 * views]
+    ):
+        options = dict(temperature=0.4, summation=summation, denominator=denominator, positives_cap=cap)
+        np.testing.assert_allclose(
+            losses.supcon_loss(features, mask=label_mask, **options).numpy(),
+            losses.supcon_loss(features, labels, **options).numpy(),
+            rtol=1e-5, atol=1e-6, err_msg=str(options),
+        )
+        np.testing.assert_allclose(
+            losses.supcon_loss(features, mask=odd_mask, **options).numpy(),
+            reference.supcon(features, mask=odd_mask, **options),
+            rtol=1e-5, atol=1e-5, err_msg=str(options),
+        )
+
+
 def test_base_temperature_scales_by_ratio():
     features = _unit((4, 2, 3), seed=3)
     plain = losses.supcon_loss(features, [0, 0, 1, 1], temperature=0.1)
