@@ -348,10 +348,24 @@ def _color_jitter(image, factors, order, static_shapes=False):
 # multiply-adds and the blur sums its taps in another order, so they differ from the
 # uncompiled ops by float32 rounding (the tests compare both forms with the NumPy references
 # at one tolerance). A view is still a function of its seed and image: the same compiled
-# computation on the same machine. Each image size compiles once per process (measured ~1 s
-# at 16-32 px, ~5 s for the jitter at 224 px). Batches (`--augment_on=device`) keep the
-# TensorFlow ops: they run inside the training step, compiled or not as the step is.
+# computation on the same machine. Each image size compiles once per process (the jitter ~1 s
+# at 16-64 px, 2 s at 128, ~5 s at 224 px), so images smaller than `_MIN_COMPILED_JITTER_PIXELS`
+# keep the TensorFlow ops: there the compiled jitter measured no faster (16 px: 0.40 vs 0.37 ms;
+# 32 px: 0.41 vs 0.43 ms; 64 px: 0.59 vs 0.88 ms; 128 px: 0.62 vs 1.76 ms). Batches
+# (`--augment_on=device`) keep the TensorFlow ops too: they run inside the training step,
+# compiled or not as the step is.
 _compiled_color_jitter = tf.function(_color_jitter, jit_compile=True)
+_MIN_COMPILED_JITTER_PIXELS = 64 * 64
+
+
+def _jitter_for(images):
+    """The colour jitter function for `images`: compiled for one image of 64x64 or more."""
+    if len(images.shape) != 3:
+        return _color_jitter
+    height, width = images.shape[0], images.shape[1]
+    if height is not None and width is not None and height * width < _MIN_COMPILED_JITTER_PIXELS:
+        return _color_jitter
+    return _compiled_color_jitter
 
 
 def _gaussian_taps(sigma, kernel_size):
@@ -488,9 +502,7 @@ def _apply_stage(name, images, params, *, kernel_size=None, static_shapes=False)
     if name == "flip":  # A select on a batch: a reversal costs less than a gather.
         return _where_images(params["flip"], images, True, lambda x: tf.reverse(x, axis=[-2]))
     if name == "color_jitter":
-        # One image (the host pipeline): the XLA-compiled jitter. A batch (augment_on=device)
-        # runs in the training step, compiled or not as the step is.
-        jitter = _compiled_color_jitter if len(images.shape) == 3 else _color_jitter
+        jitter = _jitter_for(images)
         return _where_images(params["jitter"], images, static_shapes,
                              lambda x, f, o: jitter(x, f, o, static_shapes),
                              params["factors"], params["order"])

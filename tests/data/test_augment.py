@@ -308,13 +308,17 @@ def test_grayscale_is_luma_on_three_channels():
                                atol=_BLEND_ATOL)
 
 
-def test_color_jitter_applies_the_ops_in_the_given_order():
-    image = _image(8, 8).astype(np.float64)
+@pytest.mark.parametrize("size", [8, 64])
+def test_color_jitter_applies_the_ops_in_the_given_order(size):
+    # 8 px runs the TensorFlow ops, 64 px the XLA-compiled jitter of the host pipeline: both
+    # are the NumPy transcription at one tolerance.
+    image = _image(size, size).astype(np.float64)
+    jitter = augment._jitter_for(tf.constant(image, tf.float32))
+    assert (jitter is augment._compiled_color_jitter) == (size == 64)
     factors = [1.25, 0.5, 1.5, 0.125]
     outputs = []
     for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]):
-        out = augment._color_jitter(tf.constant(image, tf.float32), tf.constant(factors),
-                                    tf.constant(order)).numpy()
+        out = jitter(tf.constant(image, tf.float32), tf.constant(factors), tf.constant(order)).numpy()
         np.testing.assert_allclose(out, _np_jitter(image, factors, order), rtol=0,
                                    atol=_JITTER_ATOL)
         outputs.append(out)
