@@ -91,7 +91,10 @@ def _features_backward(grad_logits, anchors, contrasts, valid, temperature):
 #   other_weight_sums  [rows]: s_i = sum_{j != i} w_ij;
 #   row_sums           [rows, dim]: sum_j w_ij c_j, the anchor's own column included;
 #   column_sums        fn([rows, dim] x -> [cols, dim]): sum_i w_ij x_i, own columns included.
-RowWeights = collections.namedtuple("RowWeights", ["self_weights", "other_weight_sums", "row_sums", "column_sums"])
+#   positive_mask      None, or fn(() -> bool [rows, cols]): w_ij > 0 (binary weights only).
+RowWeights = collections.namedtuple(
+    "RowWeights", ["self_weights", "other_weight_sums", "row_sums", "column_sums", "positive_mask"]
+)
 
 
 class SameId:
@@ -129,6 +132,7 @@ class SameId:
             other_weight_sums=tf.gather(self._id_sizes, row_segments) - 1.0,
             row_sums=tf.gather(self._id_sums, row_segments),
             column_sums=column_sums,
+            positive_mask=lambda: tf.equal(row_segments[:, None], self._segments[None, :]),
         )
 
 
@@ -164,6 +168,7 @@ class Cosine:
             other_weight_sums=tf.reduce_sum(rows * others, axis=1),
             row_sums=tf.matmul(rows, self._weighted_contrasts),
             column_sums=lambda values: tf.matmul(self._vectors, tf.matmul(rows, values, transpose_a=True)),
+            positive_mask=None,
         )
 
 
@@ -181,7 +186,7 @@ def _set_self(values, self_column, self_on_diagonal, value):
     return tf.tensor_scatter_nd_update(values, tf.stack([tf.range(tf.shape(values)[0]), self_column], axis=1), fill)
 
 
-def _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid):
+def _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid, excluded=None):
     """The softmax's numerators `exp(z_ij - m_i)`, `m_i` the row's largest kept logit, excluded entries 0.
 
     Left unnormalized: the caller scales the `[rows, dim]` side by `1 / sums`
@@ -194,6 +199,8 @@ def _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid
       self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`
         (see `_set_self`).
       column_valid: None or bool `[cols]`, false for absent columns.
+      excluded: None or bool `[rows, cols]`, further entries left out (the
+        positives, for the "only_negatives" denominator).
 
     Returns:
       `(exps [rows, cols], row_max [rows], sums [rows])`. A row with nothing
@@ -202,15 +209,26 @@ def _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid
     logits = _set_self(tf.matmul(scaled, contrasts, transpose_b=True), self_column, self_on_diagonal, EXCLUDED)
     if column_valid is not None:
         logits = tf.where(column_valid[None, :], logits, EXCLUDED)
+    if excluded is not None:
+        logits = tf.where(excluded, EXCLUDED, logits)
     row_max = tf.reduce_max(logits, axis=1)
     exps = tf.exp(logits - row_max[:, None])
     return exps, row_max, tf.reduce_sum(exps, axis=1)
 
 
 def factored_block(
-    anchors, contrasts, weights, *, temperature, self_column, column_valid, is_real, self_on_diagonal=False
+    anchors,
+    contrasts,
+    weights,
+    *,
+    temperature,
+    self_column,
+    column_valid,
+    is_real,
+    self_on_diagonal=False,
+    denominator="all",
 ):
-    """L_out with the "all" denominator for low-rank pair weights (`SameId`, `Cosine`).
+    """L_out with the "all" (or, for ids, "only_negatives") denominator for low-rank pair weights.
 
     Besides the three matmuls, its `[rows, cols]` work is `_shifted_exps`: a
     row max, `exp(z - max)` and a row sum. The softmax is never normalized in
@@ -229,6 +247,12 @@ def factored_block(
       is_real: None or bool `[rows]`, false for padding rows (invalid).
       self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`
         (see `_set_self`).
+      denominator: "all", or "only_negatives" for weights with a
+        `positive_mask` (`SameId`): the positives leave the softmax, whose
+        shift is then the largest negative logit (so no negative underflows
+        however far the positives are), and a row without negatives is
+        invalid. `(*)` is then `q_ij - w_ij / s_i` with `q` the softmax over
+        the negatives: the same two matmuls and factored sums.
 
     Returns:
       A `Block`.
@@ -240,7 +264,10 @@ def factored_block(
     if is_real is not None:
         valid = tf.logical_and(valid, is_real)
     safe_sums = tf.where(valid, weights.other_weight_sums, 1.0)
-    exps, row_max, exp_sums = _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid)
+    excluded = weights.positive_mask() if denominator == "only_negatives" else None
+    exps, row_max, exp_sums = _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid, excluded)
+    if excluded is not None:  # No negative: every logit EXCLUDED, so is the max.
+        valid = tf.logical_and(valid, row_max > 0.5 * EXCLUDED)
     positive_logits = tf.reduce_sum(scaled * positive_sums, axis=1)
     log_denominator = row_max + tf.math.log(exp_sums)
     losses = tf.where(valid, log_denominator - positive_logits / safe_sums, 0.0)

@@ -388,7 +388,8 @@ def contrastive_per_sample(
     by unit label vectors (GenSCL's cosine weights), or by `pair_weights_fn`.
     With ids or label vectors, L_out with the "all" denominator and no cap
     takes `_closed_form.factored_block`, which never builds the `[rows, cols]`
-    weights; every other case `_closed_form.weighted_block`.
+    weights (with ids, also the "only_negatives" denominator: one `[rows, cols]`
+    positive mask); every other case `_closed_form.weighted_block`.
 
     Args:
       features: float32 `[local_batch, views, dim]`.
@@ -457,13 +458,16 @@ def contrastive_per_sample(
     anchor_samples = offset + tf.tile(tf.range(local_batch), [anchor_views_count])
     anchor_views = tf.repeat(tf.range(anchor_views_count), local_batch)
 
-    # L_out, "all" denominator, no cap: low-rank weights (`_closed_form.factored_block`).
-    factored = (options.summation, options.denominator, options.positives_cap) == ("outside", "all", None)
+    # L_out, "all" denominator (or "only_negatives" with ids), no cap: low-rank weights
+    # (`_closed_form.factored_block`).
+    factored = (options.summation, options.positives_cap) == ("outside", None) and (
+        options.denominator == "all" or (options.denominator == "only_negatives" and by_ids)
+    )
     column_weights = column_valid = None
     if factored and keys is not None:
         column_valid = tf.concat([tf.ones([views * global_batch], tf.bool), key_valid], axis=0)
     if label_vectors is not None:
-        if not factored:
+        if not factored or options.denominator != "all":
             raise ValueError(f"Label-vector weights take L_out with the 'all' denominator. Received: {options}")
         global_vectors, gathered = gathered[0], gathered[1:]
         column_vectors = tf.reshape(tf.transpose(global_vectors, [1, 0, 2]), [views * global_batch, -1])
@@ -521,6 +525,7 @@ def contrastive_per_sample(
                 column_valid=column_valid,
                 is_real=is_real,
                 self_on_diagonal=self_on_diagonal,
+                denominator=options.denominator,
             )
 
         def weighted(weights, dropped):
