@@ -38,8 +38,11 @@ the anchor itself: `factored_block` never builds the `[rows, cols]` weights
 and keeps the softmax's numerators as its only `[rows, cols]` buffer
 (normalized on the `[rows, dim]` side, see `_shifted_exps`). Its `(*)` is
 `q_ij - w_ij / s_i`, and the `w / s` part of both gradient matmuls costs
-`O((rows + cols) * dim)` (times `classes` for `Cosine`). `weighted_block`
-takes every other option from explicit `[rows, cols]` weights.
+`O((rows + cols) * dim)` (times `classes` for `Cosine`). With ids it also
+takes the "only_negatives" denominator: the positives (one `[rows, cols]`
+mask, `SameId`'s `positive_mask`) leave the softmax, `q` is over the
+negatives and the `w / s` part is unchanged. `weighted_block` takes every
+other option from explicit `[rows, cols]` weights.
 
 Numerics (float32 whatever the input dtype):
   * Excluded entries are set to `EXCLUDED = -1e30` before the softmax: `exp`
