@@ -30,7 +30,7 @@ run: install
 ## train.py / eval.py subprocesses and single-threaded tiny steps. The 10 slowest tests are listed.
 TEST_WORKERS ?= 2
 test: install-test
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=10 tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=10 tests
 
 ## Regenerate flags.md from the flag definitions.
 flags: install

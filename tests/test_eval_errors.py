@@ -25,7 +25,9 @@ import pytest
 
 from supcon.training import TrainConfig
 
-pytestmark = pytest.mark.slow  # One training run, one evaluation and ~55 eval.py processes.
+# One training run, one evaluation and ~55 eval.py processes. One xdist group: with
+# `--dist loadgroup` (make test) one worker builds the module's tiny run, not each worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("eval_errors")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What a user's shell gives: no GPU, and TensorFlow's log level not set (conftest sets it).
