@@ -208,30 +208,32 @@ def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
     return losses[:rows], valid[:rows] > 0.5
 
 
-def dense_ids(ids):
-    """int32 `[n]` in `[0, n)`, equal exactly where `ids` are equal.
+def _sorted_runs(ids):
+    """`(order, run)`: the stable order sorting int `ids` `[n]`, and each sorted entry's run index.
 
-    By a sort rather than `tf.unique`, whose output size is data-dependent
-    and which XLA cannot compile.
+    Runs are the groups of equal ids in sorted order, numbered 0, 1, ... By a sort rather
+    than `tf.unique`, whose output size is data-dependent and which XLA cannot compile.
     """
     order = tf.argsort(ids, stable=True)
     sorted_ids = tf.gather(ids, order)
     starts = tf.cast(tf.not_equal(sorted_ids[1:], sorted_ids[:-1]), tf.int32)
-    ranks = tf.cumsum(tf.concat([tf.zeros([1], tf.int32), starts], axis=0))
-    return tf.scatter_nd(order[:, None], ranks, tf.shape(ids))
+    return order, tf.cumsum(tf.concat([tf.zeros([1], tf.int32), starts], axis=0))
+
+
+def dense_ids(ids):
+    """int32 `[n]` in `[0, n)`, equal exactly where `ids` are equal (`_sorted_runs`)."""
+    order, run = _sorted_runs(ids)
+    return tf.scatter_nd(order[:, None], run, tf.shape(ids))
 
 
 def rank_among_equal(ids):
     """int32 `[n]`: how many earlier entries (by index) have the same id as each entry.
 
-    `O(n log n)` by a stable sort: entry `i` is at position `p` of its id's run in the sorted
-    order, and `p - start of the run` counts the equal ids before it.
+    `O(n log n)` by the stable sort of `_sorted_runs`: entry `i` is at position `p` of its
+    id's run in the sorted order, and `p - start of the run` counts the equal ids before it.
     """
+    order, run = _sorted_runs(ids)
     n = tf.shape(ids)[0]
-    order = tf.argsort(ids, stable=True)
-    sorted_ids = tf.gather(ids, order)
-    starts = tf.concat([tf.ones([1], tf.bool), tf.not_equal(sorted_ids[1:], sorted_ids[:-1])], axis=0)
-    run = tf.cumsum(tf.cast(starts, tf.int32)) - 1
     positions = tf.range(n)
     run_starts = tf.math.unsorted_segment_min(positions, run, n)
     return tf.scatter_nd(order[:, None], positions - tf.gather(run_starts, run), [n])
@@ -566,8 +568,9 @@ def contrastive_per_sample(
             key_weights = tf.where(key_absent, 0.0, key_weights_fn(pairs))
             key_drop = key_absent
         if positives_cap is not None:
-            # As the official code counts it (google-research supcon/losses.py,
-            # `_cap_positives_mask`): the cap keeps whole samples, the first
+            # Here only with an explicit mask (ids took `_CappedIdWeights` above, and a mask
+            # comes without keys). As the official code counts it (google-research
+            # supcon/losses.py, `_cap_positives_mask`): the cap keeps whole samples, the first
             # `positives_cap // views` other positive samples by index in the
             # global batch, with every view of each; the anchor's own other
             # views are always kept. Dropped views leave numerator and denominator.
@@ -580,16 +583,6 @@ def contrastive_per_sample(
             kept = rank <= positives_cap // views
             batch_drop = tf.logical_and(others, tf.logical_not(tf.tile(kept, [1, views])))
             weights = tf.where(batch_drop, 0.0, weights)
-            if keys is not None:
-                # Keys are single views: they fill what the batch samples left
-                # of the cap (positives_cap - views * kept samples), one
-                # positive each, in slot order.
-                kept_samples = tf.reduce_sum(tf.cast(tf.logical_and(other_samples, kept), tf.int32), axis=1)
-                kept_views = views * kept_samples
-                key_rank = tf.cumsum(tf.cast(key_weights > 0.0, tf.int32), axis=1)
-                over_cap = key_rank > (positives_cap - kept_views)[:, None]
-                key_drop = tf.logical_or(key_drop, tf.logical_and(key_weights > 0.0, over_cap))
-                key_weights = tf.where(key_drop, 0.0, key_weights)
         if keys is not None:
             if batch_drop is None:
                 batch_drop = tf.zeros_like(weights, dtype=tf.bool)
