@@ -528,6 +528,8 @@ def contrastive_per_sample(
                 is_real=is_real,
                 self_on_diagonal=self_on_diagonal,
                 denominator=options.denominator,
+                # The anchors are the whole contrast matrix (one replica, "all", no keys).
+                symmetric=self_on_diagonal and options.contrast_mode == "all" and keys is None,
             )
 
         def weighted(weights, dropped):
