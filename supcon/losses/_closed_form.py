@@ -68,8 +68,20 @@ import tensorflow as tf
 EXCLUDED = -1e30
 
 # A block's per-anchor losses, validity, and the function
-# `upstream [rows] -> (d anchors [rows, dim], d contrasts [cols, dim])`.
+# `upstream [rows] -> (d anchors [rows, dim], d contrasts: a tuple, [cols_g, dim] per group)`.
 Block = collections.namedtuple("Block", ["losses", "valid", "backward"])
+
+
+def _concat(groups):
+    """The contrast groups (a tuple of `[cols_g, dim]`) as one `[cols, dim]` matrix."""
+    return groups[0] if len(groups) == 1 else tf.concat(groups, axis=0)
+
+
+def _split_like(values, groups):
+    """`values [cols, ...]` split into the contrast groups' rows (a tuple)."""
+    if len(groups) == 1:
+        return (values,)
+    return tuple(tf.split(values, tf.stack([tf.shape(group)[0] for group in groups]), axis=0))
 
 
 def _softmax_and_lse(values):
@@ -80,14 +92,14 @@ def _softmax_and_lse(values):
     return probabilities, lse
 
 
-def _features_backward(grad_logits, anchors, contrasts, valid, temperature):
+def _features_backward(grad_logits, anchors, contrast_groups, valid, temperature):
     """`upstream -> (d anchors, d contrasts)` for logits `anchors contrasts^T / tau` with `d loss / d logits = grad_logits`."""
 
     def backward(upstream):
         scale = tf.where(valid, upstream, 0.0)[:, None] * (1.0 / temperature)
-        grad_anchors = scale * tf.matmul(grad_logits, contrasts)
+        grad_anchors = scale * tf.matmul(grad_logits, _concat(contrast_groups))
         grad_contrasts = tf.matmul(grad_logits, scale * anchors, transpose_a=True)
-        return grad_anchors, grad_contrasts
+        return grad_anchors, _split_like(grad_contrasts, contrast_groups)
 
     return backward
 
@@ -97,7 +109,8 @@ def _features_backward(grad_logits, anchors, contrasts, valid, temperature):
 #   other_weight_sums  [rows]: s_i = sum_{j != i} w_ij;
 #   row_sums           [rows, dim]: sum_j w_ij c_j, the anchor's own column included;
 #   column_sums        fn([rows, dim] x -> [cols, dim]): sum_i w_ij x_i, own columns included.
-#   positive_mask      None, or fn(() -> bool [rows, cols]): w_ij > 0 (binary weights only).
+#   positive_mask      None, or fn((begin, end) -> bool [rows, end - begin]): w_ij > 0 for the
+#                      columns begin..end-1 (binary weights only).
 RowWeights = collections.namedtuple(
     "RowWeights", ["self_weights", "other_weight_sums", "row_sums", "column_sums", "positive_mask"]
 )
@@ -138,7 +151,7 @@ class SameId:
             other_weight_sums=tf.gather(self._id_sizes, row_segments) - 1.0,
             row_sums=tf.gather(self._id_sums, row_segments),
             column_sums=column_sums,
-            positive_mask=lambda: tf.equal(row_segments[:, None], self._segments[None, :]),
+            positive_mask=lambda begin, end: tf.equal(row_segments[:, None], self._segments[None, begin:end]),
         )
 
 
@@ -192,34 +205,44 @@ def _set_self(values, self_column, self_on_diagonal, value):
     return tf.tensor_scatter_nd_update(values, tf.stack([tf.range(tf.shape(values)[0]), self_column], axis=1), fill)
 
 
-def _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid, excluded=None):
+def _shifted_exps(scaled, contrast_groups, self_column, self_on_diagonal, column_valid, excluded):
     """The softmax's numerators `exp(z_ij - m_i)`, `m_i` the row's largest kept logit, excluded entries 0.
 
     Left unnormalized: the caller scales the `[rows, dim]` side by `1 / sums`
-    instead of dividing `[rows, cols]`.
+    instead of dividing `[rows, cols]`. One `[rows, cols_g]` matrix per
+    contrast group (the shift is over all of them).
 
     Args:
       scaled: float32 `[rows, dim]`, the anchors over tau.
-      contrasts: float32 `[cols, dim]`.
+      contrast_groups: tuple of float32 `[cols_g, dim]`; the anchors' own
+        columns are in the first.
       self_column: int32 `[rows]`, each anchor's own column (excluded).
       self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`
         (see `_set_self`).
-      column_valid: None or bool `[cols]`, false for absent columns.
-      excluded: None or bool `[rows, cols]`, further entries left out (the
-        positives, for the "only_negatives" denominator).
+      column_valid: per group, None or bool `[cols_g]`, false for absent columns.
+      excluded: per group, None or bool `[rows, cols_g]`, further entries left
+        out (the positives, for the "only_negatives" denominator).
 
     Returns:
-      `(exps [rows, cols], row_max [rows], sums [rows])`. A row with nothing
-      kept has `row_max = EXCLUDED` and exps of 1 (finite; it is invalid).
+      `(exps: per group [rows, cols_g], row_max [rows], sums [rows])`. A row
+      with nothing kept has `row_max = EXCLUDED` and exps of 1 (finite; it is
+      invalid).
     """
-    logits = _set_self(tf.matmul(scaled, contrasts, transpose_b=True), self_column, self_on_diagonal, EXCLUDED)
-    if column_valid is not None:
-        logits = tf.where(column_valid[None, :], logits, EXCLUDED)
-    if excluded is not None:
-        logits = tf.where(excluded, EXCLUDED, logits)
-    row_max = tf.reduce_max(logits, axis=1)
-    exps = tf.exp(logits - row_max[:, None])
-    return exps, row_max, tf.reduce_sum(exps, axis=1)
+    logits = []
+    for index, contrasts in enumerate(contrast_groups):
+        group_logits = tf.matmul(scaled, contrasts, transpose_b=True)
+        if index == 0:
+            group_logits = _set_self(group_logits, self_column, self_on_diagonal, EXCLUDED)
+        if column_valid[index] is not None:
+            group_logits = tf.where(column_valid[index][None, :], group_logits, EXCLUDED)
+        if excluded[index] is not None:
+            group_logits = tf.where(excluded[index], EXCLUDED, group_logits)
+        logits.append(group_logits)
+    row_max = tf.reduce_max(logits[0], axis=1)
+    for group_logits in logits[1:]:
+        row_max = tf.maximum(row_max, tf.reduce_max(group_logits, axis=1))
+    exps = tuple(tf.exp(group_logits - row_max[:, None]) for group_logits in logits)
+    return exps, row_max, tf.add_n([tf.reduce_sum(group_exps, axis=1) for group_exps in exps])
 
 
 # `_symmetric_transposed_product` takes the untransposed product while every kept row's
@@ -291,17 +314,23 @@ def factored_block(
     Besides the three matmuls, its `[rows, cols]` work is `_shifted_exps`: a
     row max, `exp(z - max)` and a row sum. The softmax is never normalized in
     `[rows, cols]`: `1 / sum` scales the `[rows, dim]` operand or result of
-    each gradient matmul instead.
+    each gradient matmul instead. The contrasts come in groups (the batch's
+    views, then a queue's keys), each with its own logits and gradient
+    products: a group whose gradient nobody asks for (keys under
+    `tf.stop_gradient`, or a non-trainable queue) has its product pruned from
+    the graph, a third of a queue step's matmuls.
 
     Args:
       anchors: float32 `[rows, dim]`.
-      contrasts: float32 `[cols, dim]`; rows of absent columns must be zero.
+      contrasts: tuple of float32 `[cols_g, dim]` contrast groups (the
+        columns are their concatenation; the anchors' own columns are in the
+        first); rows of absent columns must be zero.
       weights: the `RowWeights` of these rows (`SameId.rows`, `Cosine.rows`),
         built from these `contrasts`.
       temperature: python float.
       self_column: int32 `[rows]`, each anchor's own column (excluded).
-      column_valid: None or bool `[cols]`, false for absent columns (empty
-        queue slots): out of numerator and denominator.
+      column_valid: None, or per group None or bool `[cols_g]`, false for
+        absent columns (empty queue slots): out of numerator and denominator.
       is_real: None or bool `[rows]`, false for padding rows (invalid).
       self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`
         (see `_set_self`).
@@ -311,11 +340,11 @@ def factored_block(
         however far the positives are), and a row without negatives is
         invalid. `(*)` is then `q_ij - w_ij / s_i` with `q` the softmax over
         the negatives: the same two matmuls and factored sums.
-      symmetric: python bool: the anchors are the contrasts (same rows, same
-        order), their own columns the diagonal, and the excluded set symmetric
-        (no `column_valid`; `positive_mask` of ids is): the logits are then a
-        symmetric matrix and the contrasts' gradient needs no transposed
-        product (`_symmetric_transposed_product`).
+      symmetric: python bool: the anchors are the first contrast group (same
+        rows, same order), their own columns the diagonal, and that group's
+        excluded set symmetric (no `column_valid` there; `positive_mask` of
+        ids is): its logits are then a symmetric matrix and its gradient needs
+        no transposed product (`_symmetric_transposed_product`).
 
     Returns:
       A `Block`.
@@ -327,9 +356,16 @@ def factored_block(
     if is_real is not None:
         valid = tf.logical_and(valid, is_real)
     safe_sums = tf.where(valid, weights.other_weight_sums, 1.0)
-    excluded = weights.positive_mask() if denominator == "only_negatives" else None
+    if denominator == "only_negatives":
+        ends = tf.cumsum([tf.shape(group)[0] for group in contrasts])
+        begins = tf.concat([[0], ends[:-1]], axis=0)
+        excluded = [weights.positive_mask(begins[g], ends[g]) for g in range(len(contrasts))]
+    else:
+        excluded = [None] * len(contrasts)
+    if column_valid is None:
+        column_valid = [None] * len(contrasts)
     exps, row_max, exp_sums = _shifted_exps(scaled, contrasts, self_column, self_on_diagonal, column_valid, excluded)
-    if excluded is not None:  # No negative: every logit EXCLUDED, so is the max.
+    if denominator == "only_negatives":  # No negative: every logit EXCLUDED, so is the max.
         valid = tf.logical_and(valid, row_max > 0.5 * EXCLUDED)
     positive_logits = tf.reduce_sum(scaled * positive_sums, axis=1)
     log_denominator = row_max + tf.math.log(exp_sums)
@@ -341,19 +377,22 @@ def factored_block(
         # The softmax q = exps / exp_sums: its row normalization scales the [rows, dim] side.
         push = (upstream / exp_sums)[:, None] * (1.0 / temperature)
         # (*) with v = w / s: the softmax part by matmul, the weights' part by their factors.
-        grad_anchors = push * tf.matmul(exps, contrasts) - pull * positive_sums
+        products = [tf.matmul(group_exps, group) for group_exps, group in zip(exps, contrasts)]
+        grad_anchors = push * tf.add_n(products) - pull * positive_sums
         pulled = pull * anchors
         pushed = push * anchors
-        if symmetric:
-            pushed_back = _symmetric_transposed_product(exps, row_max, pushed)
-        else:
-            pushed_back = tf.matmul(exps, pushed, transpose_a=True)
-        grad_contrasts = pushed_back - weights.column_sums(pulled)
+        grad_contrasts = []
+        for index, (group_exps, pulled_back) in enumerate(zip(exps, _split_like(weights.column_sums(pulled), contrasts))):
+            if index == 0 and symmetric:
+                pushed_back = _symmetric_transposed_product(group_exps, row_max, pushed)
+            else:
+                pushed_back = tf.matmul(group_exps, pushed, transpose_a=True)
+            grad_contrasts.append(pushed_back - pulled_back)
         # The own columns' share, added in place (no second [cols, dim] buffer).
-        grad_contrasts = tf.tensor_scatter_nd_add(
-            grad_contrasts, self_column[:, None], weights.self_weights[:, None] * pulled
+        grad_contrasts[0] = tf.tensor_scatter_nd_add(
+            grad_contrasts[0], self_column[:, None], weights.self_weights[:, None] * pulled
         )
-        return grad_anchors, grad_contrasts
+        return grad_anchors, tuple(grad_contrasts)
 
     return Block(losses, valid, backward)
 
@@ -379,7 +418,8 @@ def weighted_block(
 
     Args:
       anchors: float32 `[rows, dim]`.
-      contrasts: float32 `[cols, dim]`.
+      contrasts: tuple of float32 `[cols_g, dim]` contrast groups (the
+        columns are their concatenation).
       weights: float32 `[rows, cols]`, non-negative, 0 on dropped pairs
         (binary for SupCon, label similarities for GenSCL); whatever it holds
         in each anchor's own column is ignored.
@@ -398,7 +438,7 @@ def weighted_block(
     Returns:
       A `Block`.
     """
-    logits = tf.matmul(anchors * (1.0 / temperature), contrasts, transpose_b=True)
+    logits = tf.matmul(anchors * (1.0 / temperature), _concat(contrasts), transpose_b=True)
     logits = _set_self(logits, self_column, self_on_diagonal, EXCLUDED)
     weights = _set_self(weights, self_column, self_on_diagonal, 0.0)
     if dropped is not None:

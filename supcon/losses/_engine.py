@@ -83,6 +83,10 @@ def _rows(tensor, start, size):
     return tf.slice(tensor, begin, tf.concat([[size], tf.shape(tensor)[1:]], axis=0))
 
 
+def _stop_gradients(tensors):
+    return tuple(tf.stop_gradient(tensor) for tensor in tensors)
+
+
 def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
     """Runs `block_fn` over row blocks of `anchors` with its closed-form gradient.
 
@@ -107,7 +111,9 @@ def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
         -> _closed_form.Block`; `is_real` is None on the dense path, else bool
         `[block]` false on padding rows (which must come out invalid).
       anchors: float32 `[rows, dim]`.
-      contrasts: float32 `[cols, dim]`.
+      contrasts: tuple of float32 `[cols_g, dim]` contrast groups, each
+        differentiated on its own (a group whose gradient is unused is pruned
+        from the dense path's graph).
       row_info: tuple of `[rows]` tensors describing each anchor row, sliced
         alongside the anchors.
       block_size: None or a positive int.
@@ -118,16 +124,17 @@ def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
     if block_size is None:
 
         @tf.custom_gradient
-        def dense(anchors, contrasts):
-            block = block_fn(tf.stop_gradient(anchors), tf.stop_gradient(contrasts), row_info, None)
+        def dense(anchors, *contrasts):
+            block = block_fn(tf.stop_gradient(anchors), _stop_gradients(contrasts), row_info, None)
 
             def grad(upstream_losses, unused_upstream_valid):
-                return block.backward(upstream_losses)
+                grad_anchors, grad_contrasts = block.backward(upstream_losses)
+                return (grad_anchors, *grad_contrasts)
 
             # `valid` leaves as float32: custom_gradient outputs must be differentiable dtypes.
             return (block.losses, tf.cast(block.valid, tf.float32)), grad
 
-        losses, valid = dense(anchors, contrasts)
+        losses, valid = dense(anchors, *contrasts)
         return losses, valid > 0.5
 
     rows = tf.shape(anchors)[0]
@@ -158,7 +165,7 @@ def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
                 anchor_grads.write(index, grad_anchor_block),
                 losses.write(index, block.losses),
                 valid.write(index, tf.cast(block.valid, tf.float32)),
-                contrast_grad + grad_contrasts,
+                tuple(total + block_grad for total, block_grad in zip(contrast_grad, grad_contrasts)),
             )
 
         def array(*shape):
@@ -175,14 +182,14 @@ def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
                 array(block_size, anchors.shape[1]),
                 array(block_size),
                 array(block_size),
-                tf.zeros_like(contrasts),
+                tuple(tf.zeros_like(group) for group in contrasts),
             ),
         )
         return anchor_grads.concat(), contrast_grad, losses.concat(), valid.concat()
 
     @tf.custom_gradient
-    def blocked(anchors, contrasts):
-        anchors, contrasts = tf.stop_gradient(anchors), tf.stop_gradient(contrasts)
+    def blocked(anchors, *contrasts):
+        anchors, contrasts = tf.stop_gradient(anchors), _stop_gradients(contrasts)
         # One pass computes the losses and, since the gradient is linear in the upstream, the
         # gradient for an upstream of 1 on every valid anchor: a mean-reduced loss (the usual
         # case) then needs no second pass, so the blocked path costs the dense path's three
@@ -194,17 +201,18 @@ def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
             high = tf.reduce_max(tf.where(is_valid, upstream_losses, -float("inf")))
             low = tf.reduce_min(tf.where(is_valid, upstream_losses, float("inf")))
             scale = tf.where(tf.reduce_any(is_valid), high, 0.0)
-            return tf.cond(
+            grad_anchors, grad_contrasts = tf.cond(
                 high <= low,  # One value on every valid anchor (or none valid).
-                lambda: (scale * unit_anchor_grads, scale * unit_contrast_grad),
+                lambda: (scale * unit_anchor_grads, tuple(scale * group for group in unit_contrast_grad)),
                 lambda: value_and_grad_loop(anchors, contrasts, upstream_losses)[:2],
             )
+            return (grad_anchors, *grad_contrasts)
 
         # `valid` leaves as float32: custom_gradient outputs must be differentiable dtypes.
         return (losses, valid), grad
 
     padded_anchors = tf.pad(anchors, [[0, padding], [0, 0]])
-    losses, valid = blocked(padded_anchors, contrasts)
+    losses, valid = blocked(padded_anchors, *contrasts)
     return losses[:rows], valid[:rows] > 0.5
 
 
@@ -439,15 +447,18 @@ def contrastive_per_sample(
     dim = tf.shape(features)[2]
     temperature = options.temperature
 
-    contrasts = tf.reshape(tf.transpose(global_features, [1, 0, 2]), [-1, dim])
-    batch_contrasts = contrasts
+    batch_contrasts = tf.reshape(tf.transpose(global_features, [1, 0, 2]), [-1, dim])
+    # The keys, if any, are a contrast group of their own (`_closed_form.factored_block`).
+    contrast_groups = (batch_contrasts,)
+    contrasts = batch_contrasts
     contrast_samples = tf.tile(tf.range(global_batch), [views])
     contrast_views = tf.repeat(tf.range(views), global_batch)
     if keys is not None:
         # Absent slots are zeroed as well as masked: whatever an unfilled queue
         # holds (even NaN) must not reach the logits' gradients (0 * NaN = NaN).
         keys = tf.where(key_valid[:, None], keys, 0.0)
-        contrasts = tf.concat([contrasts, keys], axis=0)
+        contrast_groups = (batch_contrasts, keys)
+        contrasts = tf.concat(contrast_groups, axis=0)
 
     anchor_views_count = views if options.contrast_mode == "all" else 1
     if num_replicas() == 1:
@@ -467,7 +478,7 @@ def contrastive_per_sample(
     )
     column_weights = column_valid = None
     if factored and keys is not None:
-        column_valid = tf.concat([tf.ones([views * global_batch], tf.bool), key_valid], axis=0)
+        column_valid = (None, key_valid)
     if label_vectors is not None:
         if not factored or options.denominator != "all":
             raise ValueError(f"Label-vector weights take L_out with the 'all' denominator. Received: {options}")
@@ -504,7 +515,7 @@ def contrastive_per_sample(
             present = None
             if keys is not None:
                 column_ids = tf.concat([column_ids, key_labels], axis=0)
-                present = tf.cast(column_valid, tf.float32)
+                present = tf.concat([tf.ones([views * global_batch]), tf.cast(key_valid, tf.float32)], axis=0)
             segments = dense_ids(column_ids)
 
             column_weights = _closed_form.SameId(segments, present, tf.stop_gradient(contrasts)).rows
@@ -528,8 +539,8 @@ def contrastive_per_sample(
                 is_real=is_real,
                 self_on_diagonal=self_on_diagonal,
                 denominator=options.denominator,
-                # The anchors are the whole contrast matrix (one replica, "all", no keys).
-                symmetric=self_on_diagonal and options.contrast_mode == "all" and keys is None,
+                # The anchors are the batch's contrast group (one replica, "all").
+                symmetric=self_on_diagonal and options.contrast_mode == "all",
             )
 
         def weighted(weights, dropped):
@@ -593,7 +604,7 @@ def contrastive_per_sample(
         return weighted(weights, batch_drop)
 
     losses, valid = run_blocks(
-        block_fn, anchors, contrasts, (anchor_samples, anchor_views), options.block_size
+        block_fn, anchors, contrast_groups, (anchor_samples, anchor_views), options.block_size
     )
     losses = tf.reshape(losses, [anchor_views_count, local_batch])
     valid = tf.reduce_any(tf.reshape(valid, [anchor_views_count, local_batch]), axis=0)
