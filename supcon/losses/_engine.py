@@ -448,26 +448,32 @@ def contrastive_per_sample(
     temperature = options.temperature
 
     batch_contrasts = tf.reshape(tf.transpose(global_features, [1, 0, 2]), [-1, dim])
-    # The keys, if any, are a contrast group of their own (`_closed_form.factored_block`).
-    contrast_groups = (batch_contrasts,)
+    anchor_views_count = views if options.contrast_mode == "all" else 1
+    if num_replicas() == 1:
+        # One replica: the anchors are the batch's first contrast rows (no second transposed copy),
+        # all of them with contrast_mode="all" (no slice, whose gradient would be a padded copy).
+        # They are the first contrast group: its logits are symmetric (`_closed_form.factored_block`).
+        if options.contrast_mode == "all":
+            anchors = batch_contrasts
+            contrast_groups = (batch_contrasts,)
+        else:
+            anchors, other_views = batch_contrasts[:local_batch], batch_contrasts[local_batch:]
+            contrast_groups = (anchors, other_views)
+    else:
+        anchor_features = features[:, :anchor_views_count]
+        anchors = tf.reshape(tf.transpose(anchor_features, [1, 0, 2]), [-1, dim])
+        contrast_groups = (batch_contrasts,)
     contrasts = batch_contrasts
     contrast_samples = tf.tile(tf.range(global_batch), [views])
     contrast_views = tf.repeat(tf.range(views), global_batch)
     if keys is not None:
         # Absent slots are zeroed as well as masked: whatever an unfilled queue
         # holds (even NaN) must not reach the logits' gradients (0 * NaN = NaN).
+        # The keys are a contrast group of their own: a gradient nobody uses is pruned.
         keys = tf.where(key_valid[:, None], keys, 0.0)
-        contrast_groups = (batch_contrasts, keys)
-        contrasts = tf.concat(contrast_groups, axis=0)
+        contrast_groups = contrast_groups + (keys,)
+        contrasts = tf.concat([batch_contrasts, keys], axis=0)
 
-    anchor_views_count = views if options.contrast_mode == "all" else 1
-    if num_replicas() == 1:
-        # One replica: the anchors are the batch's first contrast rows (no second transposed copy),
-        # all of them with contrast_mode="all" (no slice, whose gradient would be a padded copy).
-        anchors = batch_contrasts if options.contrast_mode == "all" else batch_contrasts[:local_batch]
-    else:
-        anchor_features = features[:, :anchor_views_count]
-        anchors = tf.reshape(tf.transpose(anchor_features, [1, 0, 2]), [-1, dim])
     anchor_samples = offset + tf.tile(tf.range(local_batch), [anchor_views_count])
     anchor_views = tf.repeat(tf.range(anchor_views_count), local_batch)
 
@@ -478,7 +484,7 @@ def contrastive_per_sample(
     )
     column_weights = column_valid = None
     if factored and keys is not None:
-        column_valid = (None, key_valid)
+        column_valid = (None,) * (len(contrast_groups) - 1) + (key_valid,)
     if label_vectors is not None:
         if not factored or options.denominator != "all":
             raise ValueError(f"Label-vector weights take L_out with the 'all' denominator. Received: {options}")
@@ -539,8 +545,8 @@ def contrastive_per_sample(
                 is_real=is_real,
                 self_on_diagonal=self_on_diagonal,
                 denominator=options.denominator,
-                # The anchors are the batch's contrast group (one replica, "all").
-                symmetric=self_on_diagonal and options.contrast_mode == "all",
+                # The anchors are the first contrast group (one replica).
+                symmetric=self_on_diagonal,
             )
 
         def weighted(weights, dropped):
