@@ -456,8 +456,6 @@ def weighted_block(
     if denominator == "one_positive":
         # log(e^z / (e^z + S)) = -softplus(log S - z); 0 without negatives (log S ~ EXCLUDED).
         log_ratio = -tf.nn.softplus(log_denominator[:, None] - logits)
-    else:
-        log_ratio = logits - log_denominator[:, None]
 
     if summation == "outside":
         if denominator == "one_positive":
@@ -466,10 +464,15 @@ def weighted_block(
             losses = log_denominator - tf.reduce_sum(weights * logits, axis=1) / safe_sum
         pulls = weights / safe_sum[:, None]
     else:
-        # Eq. 3 in log space: -log(sum_p w_p r_p / s) = log s - lse_p(log w_p + log r_p).
+        # Eq. 3 in log space: -log(sum_p w_p r_p / s) = log s - lse_p(log w_p + log r_p). A
+        # row-constant denominator leaves the logits: log r_p = z_p - lse, so lse_p(log w_p +
+        # z_p) - lse (one [rows, cols] subtraction fewer; the softmax over the positives is the same).
+        log_terms = log_ratio if denominator == "one_positive" else logits
         if not binary_weights:
-            log_ratio = log_ratio + tf.math.log(tf.where(positive, weights, 1.0))
-        pulls, log_mean = _softmax_and_lse(tf.where(positive, log_ratio, EXCLUDED))
+            log_terms = log_terms + tf.math.log(tf.where(positive, weights, 1.0))
+        pulls, log_mean = _softmax_and_lse(tf.where(positive, log_terms, EXCLUDED))
+        if denominator != "one_positive":
+            log_mean = log_mean - log_denominator
         losses = tf.math.log(safe_sum) - log_mean
     losses = tf.where(valid, losses, 0.0)
 
