@@ -27,6 +27,7 @@ in test_blocked.py and test_distributed.py.
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -705,3 +706,28 @@ def test_bad_genscl_keys_raise_clear_value_error():
         losses.genscl_loss(_Z, distributions, contrast_features=_Q, contrast_label_distributions=-np.ones((6, 2)))
     with pytest.raises(ValueError, match=r"needs `contrast_features`"):
         losses.genscl_loss(_Z, distributions, contrast_label_distributions=np.ones((6, 2), np.float32))
+
+
+@pytest.mark.parametrize("labels", [[0, 1, 0, 2, 1, 0], None])
+def test_an_unused_key_gradient_is_not_computed(labels):
+    # The keys are a contrast group of their own, with their own gradient product: a queue's
+    # keys are not trained (a non-trainable variable, or stopped), and then that product is
+    # dead code. Pinned in XLA's optimized HLO (its dead code elimination; Grappler prunes
+    # plain graphs alike): one matrix product fewer than when the keys' gradient is asked for.
+    features, keys = tf.constant(_unit((6, 2, 8), seed=0)), tf.constant(_unit((5, 8), seed=1))
+    key_labels = None if labels is None else [1, 0, 3, 0, 2]
+
+    def products(with_key_gradient):
+        @tf.function(jit_compile=True)
+        def gradients(features, keys):
+            with tf.GradientTape() as tape:
+                tape.watch([features, keys])
+                loss = tf.reduce_mean(
+                    losses.supcon_loss(features, labels, contrast_features=keys, contrast_labels=key_labels)
+                )
+            return tape.gradient(loss, [features, keys] if with_key_gradient else features)
+
+        hlo = gradients.experimental_get_compiler_ir(features, keys)(stage="optimized_hlo")
+        return len(re.findall(r" dot\(", hlo))
+
+    assert products(with_key_gradient=False) == products(with_key_gradient=True) - 1
