@@ -3,8 +3,10 @@
 For each global batch size B (2 views, 128 dims, N = 2B rows) it measures, each
 configuration in a fresh subprocess so peak memory is its own:
 
-  * `matmul`: the three [N, D] x [D, N]-sized products the loss cannot avoid
-    (logits forward; the two gradient products backward): the bound.
+  * `matmul`: the three [N, D] x [D, N]-sized products of the textbook
+    gradient (logits forward; `G C` and the transposed `G^T A` backward): the
+    bound. (The loss can go below it: with symmetric logits its third product
+    needs no transposed operand, and a queue's unused key gradient is pruned.)
   * `dense`: `supcon_loss(..., block_size=None)`, value and gradient.
   * `blocked`: `supcon_loss(..., block_size=--block_size)`, value and gradient.
 
