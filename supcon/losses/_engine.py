@@ -354,8 +354,14 @@ def _traced_blocked_loss(features, options, **tensors):
     first retrace). Its gradient is still the blocks' closed form: the tape
     records the function call, whose gradient is the `tf.custom_gradient`
     inside. (Explicit pair-weight functions (`mask=`) are Python closures, not
-    tensors: they keep the eager loop.)
+    tensors: they keep the eager loop.) Variables (`tf.Variable` features or
+    keys) are read into tensors first: a traced function takes a variable's
+    shape from the trace it matches, so a relaxed trace would compute with a
+    previous call's views count (an error at the third views count in a row).
+    The read is on the tape, so gradients still reach the variables.
     """
+    features = tf.convert_to_tensor(features)
+    tensors = {name: None if value is None else tf.convert_to_tensor(value) for name, value in tensors.items()}
     given = tuple(sorted(name for name, value in tensors.items() if value is not None))
     key = (options, given)
     traced = _TRACED_BLOCKED.get(key)
