@@ -10,9 +10,10 @@ label similarities for GenSCL) and a denominator ``D`` (Khosla et al.,
 arXiv 2004.11362, Eq. 2; the "inside" summation of Eq. 3 moves the mean inside
 the log). The ``j`` may also run over extra contrast keys (a MoCo-style memory
 queue, He et al., arXiv 1911.05722): key columns follow the batch columns,
-are never anchors and are not gathered across replicas. This module computes
-that for a block of anchor rows against every contrast column, and runs the
-blocks either densely or with recomputation.
+are never anchors and are not gathered across replicas. This module lays out
+the anchors and contrast columns over the global batch and builds each block's
+pair weights; `supcon.losses._blocks` runs the blocks (densely or with
+recomputation) and `supcon.losses._ids` holds the integer-id helpers.
 
 Why this is hand-written: neither Keras 3, keras-cv nor keras-hub ship a
 supervised contrastive loss; TF Model Garden and the official code materialize
@@ -28,7 +29,9 @@ import collections
 
 import tensorflow as tf
 
+from supcon.losses import _blocks
 from supcon.losses import _closed_form
+from supcon.losses import _ids
 
 
 # What a pair-weight function sees for a block of anchor rows and all contrast
@@ -77,176 +80,6 @@ def num_replicas():
     return 1 if context is None else context.num_replicas_in_sync
 
 
-def _rows(tensor, start, size):
-    """`tensor[start:start + size]` with a static `size` (XLA needs static slice sizes)."""
-    begin = tf.concat([[start], tf.zeros([tensor.shape.rank - 1], tf.int32)], axis=0)
-    return tf.slice(tensor, begin, tf.concat([[size], tf.shape(tensor)[1:]], axis=0))
-
-
-def _stop_gradients(tensors):
-    return tuple(tf.stop_gradient(tensor) for tensor in tensors)
-
-
-def run_blocks(block_fn, anchors, contrasts, row_info, block_size):
-    """Runs `block_fn` over row blocks of `anchors` with its closed-form gradient.
-
-    With `block_size=None` the whole anchor matrix is one block: the forward
-    pass keeps what the block's backward needs (one `[rows, cols]` matrix).
-    Otherwise the anchors are zero-padded to whole blocks and blocks run in a
-    `tf.while_loop` that keeps nothing of size `cols` per row, so peak memory
-    is `O(block_size x cols)`; values and gradients are the dense ones. The
-    forward loop also accumulates the gradient for an upstream of 1 on every
-    valid anchor (`O((rows + cols) x dim)`): the gradient is linear in the
-    upstream, so a uniform one (a mean-reduced loss) just scales it, and any
-    other upstream recomputes each block. Every block has the same static
-    shape, so the loops also compile with XLA.
-
-    Either way the forward runs on detached inputs (`tf.stop_gradient`):
-    under an eager `tf.GradientTape` nothing inside is recorded (the tape
-    would otherwise keep every block's intermediates alive), and the gradient
-    is the block's own.
-
-    Args:
-      block_fn: `(anchor_block, contrasts, row_info_block, is_real)
-        -> _closed_form.Block`; `is_real` is None on the dense path, else bool
-        `[block]` false on padding rows (which must come out invalid).
-      anchors: float32 `[rows, dim]`.
-      contrasts: tuple of float32 `[cols_g, dim]` contrast groups, each
-        differentiated on its own (a group whose gradient is unused is pruned
-        from the dense path's graph).
-      row_info: tuple of `[rows]` tensors describing each anchor row, sliced
-        alongside the anchors.
-      block_size: None or a positive int.
-
-    Returns:
-      `(losses, valid)`: float32 `[rows]`, bool `[rows]`.
-    """
-    if block_size is None:
-
-        @tf.custom_gradient
-        def dense(anchors, *contrasts):
-            block = block_fn(tf.stop_gradient(anchors), _stop_gradients(contrasts), row_info, None)
-
-            def grad(upstream_losses, unused_upstream_valid):
-                grad_anchors, grad_contrasts = block.backward(upstream_losses)
-                return (grad_anchors, *grad_contrasts)
-
-            # `valid` leaves as float32: custom_gradient outputs must be differentiable dtypes.
-            return (block.losses, tf.cast(block.valid, tf.float32)), grad
-
-        losses, valid = dense(anchors, *contrasts)
-        return losses, valid > 0.5
-
-    rows = tf.shape(anchors)[0]
-    num_blocks = (rows + block_size - 1) // block_size
-    padding = num_blocks * block_size - rows
-    # Padding rows repeat the last row's description (so indices stay valid)
-    # and are flagged by `is_real`.
-    padded_info = tuple(tf.concat([info, tf.repeat(info[-1:], padding, axis=0)], 0) for info in row_info)
-    is_real = tf.range(num_blocks * block_size) < rows
-
-    def run_block(anchors, contrasts, index):
-        start = index * block_size
-        info_block = tuple(_rows(info, start, block_size) for info in padded_info)
-        return block_fn(_rows(anchors, start, block_size), contrasts, info_block, _rows(is_real, start, block_size))
-
-    def value_and_grad_loop(anchors, contrasts, upstream_losses):
-        """`(d anchors, d contrasts, losses, valid as float32)`, block by block, for an upstream (None: 1)."""
-
-        def body(index, anchor_grads, losses, valid, contrast_grad):
-            block = run_block(anchors, contrasts, index)
-            if upstream_losses is None:
-                upstream = tf.ones([block_size])
-            else:
-                upstream = _rows(upstream_losses, index * block_size, block_size)
-            grad_anchor_block, grad_contrasts = block.backward(upstream)
-            return (
-                index + 1,
-                anchor_grads.write(index, grad_anchor_block),
-                losses.write(index, block.losses),
-                valid.write(index, tf.cast(block.valid, tf.float32)),
-                tuple(total + block_grad for total, block_grad in zip(contrast_grad, grad_contrasts)),
-            )
-
-        def array(*shape):
-            return tf.TensorArray(tf.float32, size=num_blocks, element_shape=list(shape))
-
-        # parallel_iterations=1: one block's [block, cols] intermediates alive at a time (the
-        # default of 10 concurrent iterations multiplies the peak memory by up to 10 in graph mode).
-        _, anchor_grads, losses, valid, contrast_grad = tf.while_loop(
-            lambda index, *_: index < num_blocks,
-            body,
-            parallel_iterations=1,
-            loop_vars=(
-                tf.constant(0),
-                array(block_size, anchors.shape[1]),
-                array(block_size),
-                array(block_size),
-                tuple(tf.zeros_like(group) for group in contrasts),
-            ),
-        )
-        return anchor_grads.concat(), contrast_grad, losses.concat(), valid.concat()
-
-    @tf.custom_gradient
-    def blocked(anchors, *contrasts):
-        anchors, contrasts = tf.stop_gradient(anchors), _stop_gradients(contrasts)
-        # One pass computes the losses and, since the gradient is linear in the upstream, the
-        # gradient for an upstream of 1 on every valid anchor: a mean-reduced loss (the usual
-        # case) then needs no second pass, so the blocked path costs the dense path's three
-        # matmuls per block instead of four. Another upstream recomputes the blocks.
-        unit_anchor_grads, unit_contrast_grad, losses, valid = value_and_grad_loop(anchors, contrasts, None)
-
-        def grad(upstream_losses, unused_upstream_valid):
-            is_valid = valid > 0.5
-            high = tf.reduce_max(tf.where(is_valid, upstream_losses, -float("inf")))
-            low = tf.reduce_min(tf.where(is_valid, upstream_losses, float("inf")))
-            scale = tf.where(tf.reduce_any(is_valid), high, 0.0)
-            grad_anchors, grad_contrasts = tf.cond(
-                high <= low,  # One value on every valid anchor (or none valid).
-                lambda: (scale * unit_anchor_grads, tuple(scale * group for group in unit_contrast_grad)),
-                lambda: value_and_grad_loop(anchors, contrasts, upstream_losses)[:2],
-            )
-            return (grad_anchors, *grad_contrasts)
-
-        # `valid` leaves as float32: custom_gradient outputs must be differentiable dtypes.
-        return (losses, valid), grad
-
-    padded_anchors = tf.pad(anchors, [[0, padding], [0, 0]])
-    losses, valid = blocked(padded_anchors, *contrasts)
-    return losses[:rows], valid[:rows] > 0.5
-
-
-def _sorted_runs(ids):
-    """`(order, run)`: the stable order sorting int `ids` `[n]`, and each sorted entry's run index.
-
-    Runs are the groups of equal ids in sorted order, numbered 0, 1, ... By a sort rather
-    than `tf.unique`, whose output size is data-dependent and which XLA cannot compile.
-    """
-    order = tf.argsort(ids, stable=True)
-    sorted_ids = tf.gather(ids, order)
-    starts = tf.cast(tf.not_equal(sorted_ids[1:], sorted_ids[:-1]), tf.int32)
-    return order, tf.cumsum(tf.concat([tf.zeros([1], tf.int32), starts], axis=0))
-
-
-def dense_ids(ids):
-    """int32 `[n]` in `[0, n)`, equal exactly where `ids` are equal (`_sorted_runs`)."""
-    order, run = _sorted_runs(ids)
-    return tf.scatter_nd(order[:, None], run, tf.shape(ids))
-
-
-def rank_among_equal(ids):
-    """int32 `[n]`: how many earlier entries (by index) have the same id as each entry.
-
-    `O(n log n)` by the stable sort of `_sorted_runs`: entry `i` is at position `p` of its
-    id's run in the sorted order, and `p - start of the run` counts the equal ids before it.
-    """
-    order, run = _sorted_runs(ids)
-    n = tf.shape(ids)[0]
-    positions = tf.range(n)
-    run_starts = tf.math.unsorted_segment_min(positions, run, n)
-    return tf.scatter_nd(order[:, None], positions - tf.gather(run_starts, run), [n])
-
-
 class _CappedIdWeights:
     """The positives cap for positives given by ids, from per-sample ranks (no row-wise scans).
 
@@ -273,15 +106,15 @@ class _CappedIdWeights:
         self._sample_ids, self._contrast_samples = sample_ids, contrast_samples
         self._views, self._cap, self._limit = views, positives_cap, positives_cap // views
         self._column_ids = tf.gather(sample_ids, contrast_samples)
-        self._sample_rank = rank_among_equal(sample_ids)
+        self._sample_rank = _ids.rank_among_equal(sample_ids)
         self._column_rank = tf.gather(self._sample_rank, contrast_samples)
         self._keys = keys
         if keys is not None:
             key_labels, key_valid = keys
             # Absent slots share an id no present key has (int64: no overflow), so they do not rank.
             wide = tf.cast(key_labels, tf.int64)
-            self._key_rank = rank_among_equal(tf.where(key_valid, wide, tf.reduce_min(wide) - 1))
-            segments = dense_ids(sample_ids)
+            self._key_rank = _ids.rank_among_equal(tf.where(key_valid, wide, tf.reduce_min(wide) - 1))
+            segments = _ids.dense_ids(sample_ids)
             sizes = tf.math.unsorted_segment_sum(tf.ones_like(segments), segments, tf.shape(segments)[0])
             self._others = tf.gather(sizes, segments) - 1  # Each sample's other positive samples.
 
@@ -306,35 +139,6 @@ class _CappedIdWeights:
         key_dropped = tf.logical_or(tf.logical_not(key_valid)[None, :], tf.logical_and(key_same, over_cap))
         key_weights = tf.cast(tf.logical_and(key_same, tf.logical_not(over_cap)), tf.float32)
         return tf.concat([weights, key_weights], axis=1), tf.concat([dropped, key_dropped], axis=1)
-
-
-def pair_similarity_sums(features, ids):
-    """Sums and counts of `z_i . z_j` over same-id and different-id pairs, without the `[n, n]` matrix.
-
-    With `M_c` the sum of the features of id `c`: the same-id pairs (self
-    excluded) sum to `sum_c |M_c|^2 - sum_i |z_i|^2` and all pairs to
-    `|sum_i z_i|^2`, so both sums cost `O(n * dim)` (the identity behind the
-    loss's `same_id_block`).
-
-    Args:
-      features: float `[n, dim]` (computed in float32).
-      ids: int `[n]`.
-
-    Returns:
-      `(positive_sum, positive_count, negative_sum, negative_count)`, float32
-      scalars: over ordered pairs `i != j` with equal ids, and with different ids.
-    """
-    features = tf.cast(features, tf.float32)
-    n = tf.shape(features)[0]
-    segments = dense_ids(ids)
-    class_sums = tf.math.unsorted_segment_sum(features, segments, n)
-    class_sizes = tf.math.unsorted_segment_sum(tf.ones([n]), segments, n)
-    same = tf.reduce_sum(tf.square(class_sums))
-    own = tf.reduce_sum(tf.square(features))
-    total = tf.reduce_sum(tf.square(tf.reduce_sum(features, axis=0)))
-    same_count = tf.reduce_sum(tf.square(class_sizes))
-    n = tf.cast(n, tf.float32)
-    return same - own, same_count - n, total - same, n * n - same_count
 
 
 # Traced `contrastive_per_sample` for eager blocked calls, per options and set of given tensors.
@@ -528,7 +332,7 @@ def contrastive_per_sample(
             if keys is not None:
                 column_ids = tf.concat([column_ids, key_labels], axis=0)
                 present = tf.concat([tf.ones([views * global_batch]), tf.cast(key_valid, tf.float32)], axis=0)
-            segments = dense_ids(column_ids)
+            segments = _ids.dense_ids(column_ids)
 
             column_weights = _closed_form.SameId(segments, present, tf.stop_gradient(contrasts)).rows
 
@@ -615,7 +419,7 @@ def contrastive_per_sample(
             weights = tf.concat([weights, key_weights], axis=1)
         return weighted(weights, batch_drop)
 
-    losses, valid = run_blocks(
+    losses, valid = _blocks.run_blocks(
         block_fn, anchors, contrast_groups, (anchor_samples, anchor_views), options.block_size
     )
     losses = tf.reshape(losses, [anchor_views_count, local_batch])

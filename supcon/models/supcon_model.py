@@ -13,7 +13,7 @@ import tensorflow as tf
 from keras import ops
 
 from supcon import losses as supcon_losses
-from supcon.losses import _engine as loss_engine
+from supcon.losses import _ids as loss_ids
 from supcon.losses.genscl import split_distillation_targets
 from supcon.models import _multiview
 from supcon.models.heads import ClassifierHead
@@ -373,7 +373,7 @@ class SupConModel(_multiview.MultiViewModel):
         else:
             ids = _multiview.per_view_class_ids(y, num_views)
         # Sums over the pairs from per-class sums, O(B V D): no second [B V, B V] similarity matrix.
-        positive_sum, positive_count, negative_sum, negative_count = loss_engine.pair_similarity_sums(flat, ids)
+        positive_sum, positive_count, negative_sum, negative_count = loss_ids.pair_similarity_sums(flat, ids)
         # A mean of the pair similarities: each step's mean weighted by its number of pairs.
         self._pos_metric.update_state(ops.divide_no_nan(positive_sum, positive_count), sample_weight=positive_count)
         self._neg_metric.update_state(ops.divide_no_nan(negative_sum, negative_count), sample_weight=negative_count)
