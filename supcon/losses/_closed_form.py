@@ -456,7 +456,8 @@ def weighted_block(
     safe_sum = tf.where(valid, weight_sum, 1.0)
     if denominator == "one_positive":
         # log(e^z / (e^z + S)) = -softplus(log S - z); 0 without negatives (log S ~ EXCLUDED).
-        log_ratio = -tf.nn.softplus(log_denominator[:, None] - logits)
+        gap = log_denominator[:, None] - logits  # Once: softplus here, sigmoid for the pulls.
+        log_ratio = -tf.nn.softplus(gap)
 
     if summation == "outside":
         if denominator == "one_positive":
@@ -480,7 +481,7 @@ def weighted_block(
     if denominator == "one_positive":
         # Each positive's own exp(z_p) in its denominator: its pull shrinks by 1 - r_p, and the
         # negatives are pushed by the pulls' total.
-        pulls = pulls * tf.sigmoid(log_denominator[:, None] - logits)
+        pulls = pulls * tf.sigmoid(gap)
         grad_logits = denominator_softmax * tf.reduce_sum(pulls, axis=1, keepdims=True) - pulls
     else:
         grad_logits = denominator_softmax - pulls
