@@ -41,11 +41,13 @@ and keeps the softmax's numerators as its only `[rows, cols]` buffer
 `O((rows + cols) * dim)` (times `classes` for `Cosine`). With ids it also
 takes the "only_negatives" denominator: the positives (one `[rows, cols]`
 mask, `SameId`'s `positive_mask`) leave the softmax, `q` is over the
-negatives and the `w / s` part is unchanged. When the anchors are the
-contrasts (one replica, every view an anchor, no queue) the logits are
-symmetric and the contrasts' gradient matmul needs no transposed operand
-(`_symmetric_transposed_product`). `weighted_block` takes every
-other option from explicit `[rows, cols]` weights.
+negatives and the `w / s` part is unchanged. The columns come in groups,
+each with its own logits and products: on one replica the anchors are the
+first group (every view, or view 0 with `contrast_mode="one"`; the other
+views and a queue's keys are further groups), whose logits are symmetric, so
+its gradient matmul needs no transposed operand
+(`_symmetric_transposed_product`). `weighted_block` takes every other option
+from explicit `[rows, cols]` weights.
 
 Numerics (float32 whatever the input dtype):
   * Excluded entries are set to `EXCLUDED = -1e30` before the softmax: `exp`
@@ -315,11 +317,11 @@ def factored_block(
     Besides the three matmuls, its `[rows, cols]` work is `_shifted_exps`: a
     row max, `exp(z - max)` and a row sum. The softmax is never normalized in
     `[rows, cols]`: `1 / sum` scales the `[rows, dim]` operand or result of
-    each gradient matmul instead. The contrasts come in groups (the batch's
-    views, then a queue's keys), each with its own logits and gradient
+    each gradient matmul instead. The contrasts come in groups (the anchors'
+    own, other views, a queue's keys), each with its own logits and gradient
     products: a group whose gradient nobody asks for (keys under
     `tf.stop_gradient`, or a non-trainable queue) has its product pruned from
-    the graph, a third of a queue step's matmuls.
+    the graph (for 4096 keys and 2048 rows, 22% of the three products' work).
 
     Args:
       anchors: float32 `[rows, dim]`.
@@ -383,12 +385,13 @@ def factored_block(
         pulled = pull * anchors
         pushed = push * anchors
         grad_contrasts = []
-        for index, (group_exps, pulled_back) in enumerate(zip(exps, _split_like(weights.column_sums(pulled), contrasts))):
+        pulled_back = _split_like(weights.column_sums(pulled), contrasts)
+        for index, group_exps in enumerate(exps):
             if index == 0 and symmetric:
                 pushed_back = _symmetric_transposed_product(group_exps, row_max, pushed)
             else:
                 pushed_back = tf.matmul(group_exps, pushed, transpose_a=True)
-            grad_contrasts.append(pushed_back - pulled_back)
+            grad_contrasts.append(pushed_back - pulled_back[index])
         # The own columns' share, added in place (no second [cols, dim] buffer).
         grad_contrasts[0] = tf.tensor_scatter_nd_add(
             grad_contrasts[0], self_column[:, None], weights.self_weights[:, None] * pulled
