@@ -412,7 +412,7 @@ def weighted_block(
     denominator,
     self_column,
     self_on_diagonal=False,
-    binary_weights=False,
+    positive_counts=None,
 ):
     """Any summation and denominator, explicit pair weights (GenSCL, masks, caps, L_in, ...).
 
@@ -424,9 +424,11 @@ def weighted_block(
       anchors: float32 `[rows, dim]`.
       contrasts: tuple of float32 `[cols_g, dim]` contrast groups (the
         columns are their concatenation).
-      weights: float32 `[rows, cols]`, non-negative, 0 on dropped pairs
-        (binary for SupCon, label similarities for GenSCL); whatever it holds
-        in each anchor's own column is ignored.
+      weights: float32 `[rows, cols]`, non-negative, 0 on dropped pairs (an
+        explicit mask's weights), or bool `[rows, cols]`, the positives (binary
+        weights, from ids: no float matrix to write, no `log w`, and the row
+        sums come as `positive_counts`); whatever it holds in each anchor's own
+        column is ignored.
       dropped: None or bool `[rows, cols]`: dropped positives and absent
         columns, out of numerator and denominator (the anchor itself is out
         by `self_column`).
@@ -436,22 +438,23 @@ def weighted_block(
       self_column: int32 `[rows]`, each anchor's own column.
       self_on_diagonal: python bool: `self_column` is `0, 1, ..., rows - 1`
         (see `_set_self`).
-      binary_weights: python bool: every weight is 0 or 1 (then L_in needs no
-        `log w`).
+      positive_counts: float32 `[rows]` with bool `weights`: each row's
+        positives, its own column excluded (else None).
 
     Returns:
       A `Block`.
     """
     logits = tf.matmul(anchors * (1.0 / temperature), _concat(contrasts), transpose_b=True)
     logits = _set_self(logits, self_column, self_on_diagonal, EXCLUDED)
-    weights = _set_self(weights, self_column, self_on_diagonal, 0.0)
+    binary = weights.dtype == tf.bool
+    weights = _set_self(weights, self_column, self_on_diagonal, False if binary else 0.0)
     if dropped is not None:
         logits = tf.where(dropped, EXCLUDED, logits)
-    positive = weights > 0.0
+    positive = weights if binary else weights > 0.0
     in_denominator = logits if denominator == "all" else tf.where(positive, EXCLUDED, logits)
     denominator_softmax, log_denominator = _softmax_and_lse(in_denominator)
 
-    weight_sum = tf.reduce_sum(weights, axis=1)
+    weight_sum = positive_counts if binary else tf.reduce_sum(weights, axis=1)
     valid = weight_sum > 0.0
     if denominator == "only_negatives":
         # A row with no negative has only EXCLUDED logits: its log-sum-exp is about EXCLUDED.
@@ -462,18 +465,26 @@ def weighted_block(
         gap = log_denominator[:, None] - logits  # Once: softplus here, sigmoid for the pulls.
         log_ratio = -tf.nn.softplus(gap)
 
+    def weighted_sum(values):  # sum_j w_ij values_ij
+        if binary:
+            return tf.reduce_sum(tf.where(positive, values, 0.0), axis=1)
+        return tf.reduce_sum(weights * values, axis=1)
+
     if summation == "outside":
         if denominator == "one_positive":
-            losses = -tf.reduce_sum(weights * log_ratio, axis=1) / safe_sum
+            losses = -weighted_sum(log_ratio) / safe_sum
         else:  # Row-constant denominator: lse - sum_j w_j z_j / s.
-            losses = log_denominator - tf.reduce_sum(weights * logits, axis=1) / safe_sum
-        pulls = weights / safe_sum[:, None]
+            losses = log_denominator - weighted_sum(logits) / safe_sum
+        if binary:
+            pulls = tf.where(positive, (1.0 / safe_sum)[:, None], 0.0)
+        else:
+            pulls = weights / safe_sum[:, None]
     else:
         # Eq. 3 in log space: -log(sum_p w_p r_p / s) = log s - lse_p(log w_p + log r_p). A
         # row-constant denominator leaves the logits: log r_p = z_p - lse, so lse_p(log w_p +
         # z_p) - lse (one [rows, cols] subtraction fewer; the softmax over the positives is the same).
         log_terms = log_ratio if denominator == "one_positive" else logits
-        if not binary_weights:
+        if not binary:
             log_terms = log_terms + tf.math.log(tf.where(positive, weights, 1.0))
         pulls, log_mean = _softmax_and_lse(tf.where(positive, log_terms, EXCLUDED))
         if denominator != "one_positive":

@@ -109,17 +109,23 @@ class _CappedIdWeights:
         self._sample_rank = _ids.rank_among_equal(sample_ids)
         self._column_rank = tf.gather(self._sample_rank, contrast_samples)
         self._keys = keys
+        segments = _ids.dense_ids(sample_ids)
+        sizes = tf.math.unsorted_segment_sum(tf.ones_like(segments), segments, tf.shape(segments)[0])
+        self._others = tf.gather(sizes, segments) - 1  # Each sample's other positive samples.
         if keys is not None:
             key_labels, key_valid = keys
             # Absent slots share an id no present key has (int64: no overflow), so they do not rank.
             wide = tf.cast(key_labels, tf.int64)
             self._key_rank = _ids.rank_among_equal(tf.where(key_valid, wide, tf.reduce_min(wide) - 1))
-            segments = _ids.dense_ids(sample_ids)
-            sizes = tf.math.unsorted_segment_sum(tf.ones_like(segments), segments, tf.shape(segments)[0])
-            self._others = tf.gather(sizes, segments) - 1  # Each sample's other positive samples.
+            self._key_counts = _key_counts(sample_ids, key_labels, key_valid)
 
     def __call__(self, anchor_samples):
-        """`(weights float32 [rows, cols], dropped bool [rows, cols])` of these anchors' rows."""
+        """`(positives bool [rows, cols], dropped bool [rows, cols], counts float32 [rows])` of these anchors.
+
+        `counts` is each anchor's kept positives, itself excluded: `views` for each
+        kept sample (its own other views, and `min(limit, others)` other samples),
+        and the keys that fit in what is left of the cap.
+        """
         anchor_ids = tf.gather(self._sample_ids, anchor_samples)
         same = tf.equal(anchor_ids[:, None], self._column_ids[None, :])
         anchor_rank = tf.gather(self._sample_rank, anchor_samples)
@@ -128,17 +134,35 @@ class _CappedIdWeights:
             tf.logical_and(same, self._column_rank[None, :] > threshold[:, None]),
             tf.not_equal(self._contrast_samples[None, :], anchor_samples[:, None]),
         )
-        weights = tf.cast(tf.logical_and(same, tf.logical_not(dropped)), tf.float32)
-        if self._keys is None:
-            return weights, dropped
-        key_labels, key_valid = self._keys
+        positives = tf.logical_and(same, tf.logical_not(dropped))
         kept_samples = tf.minimum(self._limit, tf.gather(self._others, anchor_samples))
+        counts = tf.cast(self._views * (1 + kept_samples) - 1, tf.float32)
+        if self._keys is None:
+            return positives, dropped, counts
+        key_labels, key_valid = self._keys
         budget = self._cap - self._views * kept_samples
         key_same = tf.logical_and(tf.equal(anchor_ids[:, None], key_labels[None, :]), key_valid[None, :])
         over_cap = self._key_rank[None, :] >= budget[:, None]
         key_dropped = tf.logical_or(tf.logical_not(key_valid)[None, :], tf.logical_and(key_same, over_cap))
-        key_weights = tf.cast(tf.logical_and(key_same, tf.logical_not(over_cap)), tf.float32)
-        return tf.concat([weights, key_weights], axis=1), tf.concat([dropped, key_dropped], axis=1)
+        key_positives = tf.logical_and(key_same, tf.logical_not(over_cap))
+        kept_keys = tf.clip_by_value(budget, 0, tf.gather(self._key_counts, anchor_samples))
+        return (
+            tf.concat([positives, key_positives], axis=1),
+            tf.concat([dropped, key_dropped], axis=1),
+            counts + tf.cast(kept_keys, tf.float32),
+        )
+
+
+def _key_counts(sample_ids, key_labels, key_valid):
+    """int32 `[samples]`: how many present keys have each sample's id (int64 ids: no overflow)."""
+    samples = tf.cast(sample_ids, tf.int64)
+    keys = tf.cast(key_labels, tf.int64)
+    absent = tf.minimum(tf.reduce_min(samples), tf.reduce_min(keys)) - 1  # An id nobody has.
+    segments = _ids.dense_ids(tf.concat([samples, tf.where(key_valid, keys, absent)], axis=0))
+    total = tf.shape(segments)[0]
+    is_key = tf.cast(tf.range(total) >= tf.shape(samples)[0], tf.int32)
+    counts = tf.math.unsorted_segment_sum(is_key, segments, total)
+    return tf.gather(counts, segments[: tf.shape(samples)[0]])
 
 
 # Traced `contrastive_per_sample` for eager blocked calls, per options and set of given tensors.
@@ -312,9 +336,20 @@ def contrastive_per_sample(
             # Every key a negative: an id no sample has (SimCLR's sample ids are >= 0).
             key_labels = tf.fill(tf.shape(keys)[:1], tf.reduce_min(sample_ids) - 1)
 
+        # Positives by ids are a bool [rows, cols] mask, their count per sample comes from the ids
+        # (`weighted_block`'s `positive_counts`): no float weights to write and sum per block.
         def pair_weights_fn(pairs):
             anchor_ids = tf.gather(sample_ids, pairs.anchor_samples)
-            return tf.cast(tf.equal(anchor_ids[:, None], tf.gather(sample_ids, pairs.contrast_samples)[None, :]), tf.float32)
+            return tf.equal(anchor_ids[:, None], tf.gather(sample_ids, pairs.contrast_samples)[None, :])
+
+        if not factored and options.positives_cap is None:
+            # The other columns of each sample's id: its views times its class size, less itself,
+            # and the present keys of its id.
+            segments = _ids.dense_ids(sample_ids)
+            class_views = tf.math.unsorted_segment_sum(tf.fill(tf.shape(sample_ids), views), segments, global_batch)
+            positive_counts = tf.cast(tf.gather(class_views, segments) - 1, tf.float32)
+            if keys is not None:
+                positive_counts += tf.cast(_key_counts(sample_ids, key_labels, key_valid), tf.float32)
 
         if options.positives_cap is not None:
             capped_id_weights = _CappedIdWeights(
@@ -324,7 +359,7 @@ def contrastive_per_sample(
 
         def key_weights_fn(pairs):
             anchor_ids = tf.gather(sample_ids, pairs.anchor_samples)
-            return tf.cast(tf.equal(anchor_ids[:, None], key_labels[None, :]), tf.float32)
+            return tf.equal(anchor_ids[:, None], key_labels[None, :])
 
         if factored:
             column_ids = tf.tile(sample_ids, [views])
@@ -359,9 +394,13 @@ def contrastive_per_sample(
                 symmetric=self_on_diagonal,
             )
 
-        def weighted(weights, dropped):
+        def weighted(weights, dropped, counts=None):
             if is_real is not None:  # Padding rows of the blocked path: no positives.
-                weights = weights * tf.cast(is_real, tf.float32)[:, None]
+                if counts is None:
+                    weights = weights * tf.cast(is_real, tf.float32)[:, None]
+                else:
+                    weights = tf.logical_and(weights, is_real[:, None])
+                    counts = tf.where(is_real, counts, 0.0)
             return _closed_form.weighted_block(
                 anchor_block,
                 contrasts,
@@ -372,7 +411,7 @@ def contrastive_per_sample(
                 denominator=options.denominator,
                 self_column=self_column,
                 self_on_diagonal=self_on_diagonal,
-                binary_weights=by_ids,
+                positive_counts=counts,
             )
 
         positives_cap = options.positives_cap
@@ -394,7 +433,7 @@ def contrastive_per_sample(
             key_absent = tf.logical_not(
                 tf.broadcast_to(key_valid[None, :], [tf.shape(weights)[0], tf.shape(keys)[0]])
             )
-            key_weights = tf.where(key_absent, 0.0, key_weights_fn(pairs))
+            key_weights = tf.logical_and(key_weights_fn(pairs), key_valid[None, :])  # Keys only with ids.
             key_drop = key_absent
         if positives_cap is not None:
             # Here only with an explicit mask (ids took `_CappedIdWeights` above, and a mask
@@ -417,7 +456,7 @@ def contrastive_per_sample(
                 batch_drop = tf.zeros_like(weights, dtype=tf.bool)
             batch_drop = tf.concat([batch_drop, key_drop], axis=1)
             weights = tf.concat([weights, key_weights], axis=1)
-        return weighted(weights, batch_drop)
+        return weighted(weights, batch_drop, tf.gather(positive_counts, block_samples) if by_ids else None)
 
     losses, valid = _blocks.run_blocks(
         block_fn, anchors, contrast_groups, (anchor_samples, anchor_views), options.block_size
