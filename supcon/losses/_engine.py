@@ -109,9 +109,7 @@ class _CappedIdWeights:
         self._sample_rank = _ids.rank_among_equal(sample_ids)
         self._column_rank = tf.gather(self._sample_rank, contrast_samples)
         self._keys = keys
-        segments = _ids.dense_ids(sample_ids)
-        sizes = tf.math.unsorted_segment_sum(tf.ones_like(segments), segments, tf.shape(segments)[0])
-        self._others = tf.gather(sizes, segments) - 1  # Each sample's other positive samples.
+        self._others = _ids.count_equal(sample_ids) - 1  # Each sample's other positive samples.
         if keys is not None:
             key_labels, key_valid = keys
             # Absent slots share an id no present key has (int64: no overflow), so they do not rank.
@@ -158,11 +156,9 @@ def _key_counts(sample_ids, key_labels, key_valid):
     samples = tf.cast(sample_ids, tf.int64)
     keys = tf.cast(key_labels, tf.int64)
     absent = tf.minimum(tf.reduce_min(samples), tf.reduce_min(keys)) - 1  # An id nobody has.
-    segments = _ids.dense_ids(tf.concat([samples, tf.where(key_valid, keys, absent)], axis=0))
-    total = tf.shape(segments)[0]
-    is_key = tf.cast(tf.range(total) >= tf.shape(samples)[0], tf.int32)
-    counts = tf.math.unsorted_segment_sum(is_key, segments, total)
-    return tf.gather(counts, segments[: tf.shape(samples)[0]])
+    is_key = tf.concat([tf.zeros_like(sample_ids), tf.ones_like(key_labels)], axis=0)
+    counts = _ids.count_equal(tf.concat([samples, tf.where(key_valid, keys, absent)], axis=0), is_key)
+    return counts[: tf.shape(samples)[0]]
 
 
 # Traced `contrastive_per_sample` for eager blocked calls, per options and set of given tensors.
@@ -345,9 +341,7 @@ def contrastive_per_sample(
         if not factored and options.positives_cap is None:
             # The other columns of each sample's id: its views times its class size, less itself,
             # and the present keys of its id.
-            segments = _ids.dense_ids(sample_ids)
-            class_views = tf.math.unsorted_segment_sum(tf.fill(tf.shape(sample_ids), views), segments, global_batch)
-            positive_counts = tf.cast(tf.gather(class_views, segments) - 1, tf.float32)
+            positive_counts = tf.cast(views * _ids.count_equal(sample_ids) - 1, tf.float32)
             if keys is not None:
                 positive_counts += tf.cast(_key_counts(sample_ids, key_labels, key_valid), tf.float32)
 

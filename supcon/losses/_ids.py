@@ -39,6 +39,19 @@ def rank_among_equal(ids):
     return tf.scatter_nd(order[:, None], positions - tf.gather(run_starts, run), [n])
 
 
+def count_equal(ids, weights=None):
+    """`[n]`: for each entry, how many entries share its id (with `weights [n]`: their weights' sum).
+
+    By the sort of `_sorted_runs`: a sum per run, read back at each entry. The result
+    has `weights`' dtype (int32 counts without them).
+    """
+    order, run = _sorted_runs(ids)
+    n = tf.shape(ids)[0]
+    values = tf.ones([n], tf.int32) if weights is None else weights
+    per_run = tf.math.unsorted_segment_sum(tf.gather(values, order), run, n)
+    return tf.scatter_nd(order[:, None], tf.gather(per_run, run), tf.shape(values))
+
+
 def pair_similarity_sums(features, ids):
     """Sums and counts of `z_i . z_j` over same-id and different-id pairs, without the `[n, n]` matrix.
 

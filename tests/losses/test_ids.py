@@ -19,3 +19,15 @@ def test_dense_ids_are_equal_exactly_where_ids_are():
     assert dense.min() >= 0 and dense.max() < 6
     same = ids.numpy()[:, None] == ids.numpy()[None, :]
     np.testing.assert_array_equal(dense[:, None] == dense[None, :], same)
+
+
+@pytest.mark.parametrize("ids", [[3], [5, 5, 5], [2, 0, 2, 1, 0, 2, 7], [-4, 9, -4, 9, 9, 0, -4, 2**31 - 1]])
+def test_count_equal_counts_and_sums_over_equal_ids(ids):
+    weights = np.arange(1, len(ids) + 1, dtype=np.int32)
+    np.testing.assert_array_equal(
+        _ids.count_equal(tf.constant(ids, tf.int32)).numpy(), [ids.count(value) for value in ids]
+    )
+    np.testing.assert_array_equal(
+        _ids.count_equal(tf.constant(ids, tf.int32), tf.constant(weights)).numpy(),
+        [sum(w for other, w in zip(ids, weights) if other == value) for value in ids],
+    )
